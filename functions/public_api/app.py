@@ -1,0 +1,31 @@
+"""Public routes addressed by tracking token: GET /v1/track/{token} (JSON)."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+
+from shared.logic.api import new_resolver
+from shared.logic.tracking import public_reader, tracking_view
+
+logger = Logger()
+metrics = Metrics()
+app = new_resolver()
+
+
+@app.get("/v1/track/<token>")
+def get_tracking(token: str) -> Response:
+    view = tracking_view(token, public_reader())
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=view.model_dump_json(),
+        headers={"cache-control": "public, max-age=60", "x-robots-tag": "noindex"},
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

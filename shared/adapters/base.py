@@ -1,0 +1,267 @@
+"""What every adapter shares: mapping tables, time resolution, places, event building."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.errors import PayloadError
+from shared.models.canonical import (
+    CanonicalEvent,
+    ExceptionType,
+    Location,
+    Milestone,
+    TimeSource,
+    compute_event_id,
+)
+from shared.models.geo import normalize_country, zone_for
+
+MAPPINGS = Path(__file__).parent / "mappings"
+
+
+@dataclass
+class NormalizeResult:
+    """What one payload says: its canonical events, the codes no table knew, and, for a
+    well-formed payload that carries no tracking (an EasyPost ``batch.created``, say),
+    why it was ignored."""
+
+    events: list[CanonicalEvent] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)
+    ignored: str | None = None
+
+
+# ---------------------------------------------------------------------------- mappings
+
+
+@dataclass(frozen=True)
+class CodeMapping:
+    milestone: Milestone | None = None
+    exception: ExceptionType | None = None
+    # "This code says nothing finer than the coarser field beside it": the caller falls back.
+    defer: bool = False
+
+
+class MappingTable:
+    """A source's codes, per field, as data (``mappings/<name>.toml``).
+
+    ``lookup`` returns ``None`` for a code the table does not know: the adapter keeps the
+    raw code, maps it to nothing and reports it, so new carrier codes surface instead of
+    being silently misread.
+    """
+
+    def __init__(self, name: str, fields: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+        self.name = name
+        self._fields: dict[str, dict[str, CodeMapping]] = {}
+        for field_name, codes in fields.items():
+            if not isinstance(codes, Mapping):
+                continue
+            table: dict[str, CodeMapping] = {}
+            for code, spec in codes.items():
+                unknown = set(spec) - {"milestone", "exception", "defer", "note"}
+                if unknown:
+                    raise ValueError(f"{name}.{field_name}.{code}: unknown keys {sorted(unknown)}")
+                table[code] = CodeMapping(
+                    milestone=Milestone(spec["milestone"]) if spec.get("milestone") else None,
+                    exception=ExceptionType(spec["exception"]) if spec.get("exception") else None,
+                    defer=bool(spec.get("defer", False)),
+                )
+            self._fields[field_name] = table
+
+    @classmethod
+    @cache
+    def load(cls, name: str) -> MappingTable:
+        with open(MAPPINGS / f"{name}.toml", "rb") as handle:
+            return cls(name, tomllib.load(handle))
+
+    def lookup(self, field_name: str, code: str | None) -> CodeMapping | None:
+        if code is None:
+            return None
+        return self._fields.get(field_name, {}).get(code)
+
+    def codes(self, field_name: str) -> dict[str, CodeMapping]:
+        return dict(self._fields.get(field_name, {}))
+
+
+@cache
+def carrier_aliases() -> dict[str, str]:
+    """Aggregators' carrier names (``FedEx``, ``DHLExpress``…) → Shiplight carrier ids."""
+    with open(MAPPINGS / "carriers.toml", "rb") as handle:
+        data = tomllib.load(handle)
+    return {alias.upper(): carrier for carrier, aliases in data["carriers"].items() for alias in aliases}
+
+
+_NON_ID = re.compile(r"[^a-z0-9]+")
+
+
+def carrier_id(name: str | None) -> str:
+    """A Shiplight carrier id for an aggregator's carrier name (unknown names are slugged)."""
+    if not name:
+        return "unknown"
+    known = carrier_aliases().get(name.strip().upper())
+    if known:
+        return known
+    slug = _NON_ID.sub("_", name.strip().lower()).strip("_")[:32]
+    return slug if len(slug) >= 2 else "unknown"
+
+
+def tracking_number(value: str | None) -> str:
+    """Tracking numbers as carriers print them, without spaces, upper-cased."""
+    if not value:
+        raise PayloadError("tracking number is missing")
+    cleaned = re.sub(r"\s+", "", value).upper()
+    if not re.fullmatch(r"[A-Z0-9-]{1,64}", cleaned):
+        raise PayloadError("tracking number has characters or a length no carrier uses")
+    return cleaned
+
+
+# ---------------------------------------------------------------------------- text, places
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clip(value: object, limit: int) -> str | None:
+    """Untrusted carrier text: stripped of control characters, capped at ``limit``; empty → None."""
+    if value is None:
+        return None
+    text = _CONTROL.sub("", str(value)).strip()
+    if not text:
+        return None
+    return text[:limit]
+
+
+def location(
+    *,
+    city: object = None,
+    region: object = None,
+    postal_code: object = None,
+    country: object = None,
+) -> Location | None:
+    """A canonical location; ``None`` when every part is missing."""
+    country_code = normalize_country(clip(country, 100))
+    built = Location(
+        city=clip(city, 100),
+        region=clip(region, 100),
+        postal_code=clip(postal_code, 20),
+        country=country_code,
+    )
+    return None if built.is_empty() else built
+
+
+# ---------------------------------------------------------------------------- time
+
+
+@dataclass(frozen=True)
+class ResolvedTime:
+    occurred_at: datetime
+    occurred_at_local: datetime | None
+    time_source: TimeSource
+
+
+def _local_zone(place: Location | None, at: datetime):  # type: ignore[no-untyped-def]
+    if place is None:
+        return None
+    return zone_for(place.country, place.region, place.postal_code, at)
+
+
+def time_from_aware(value: datetime, place: Location | None = None) -> ResolvedTime:
+    """The carrier gave an offset (or ``Z``): the instant is known.
+
+    A bare ``Z`` from an aggregator is an instant, not a local time; the local time is then
+    derived from the scan location when it determines a zone.
+    """
+    if value.tzinfo is None:
+        raise ValueError("time_from_aware needs an aware datetime")
+    instant = value.astimezone(UTC)
+    local: datetime | None = value
+    if value.utcoffset() == timedelta(0):
+        tz = _local_zone(place, instant)
+        local = instant.astimezone(tz) if tz else None
+    return ResolvedTime(instant, local, TimeSource.CARRIER_OFFSET)
+
+
+def time_from_local(value: datetime, place: Location | None) -> ResolvedTime:
+    """Local wall time without an offset, resolved with the scan location's time zone.
+
+    Ambiguous wall times (the repeated hour when DST ends) take the earlier instant;
+    times that do not exist (the skipped hour when DST starts) are read with the offset
+    in force before the jump, which lands them just after it, as a clock set forward would.
+    """
+    naive = value.replace(tzinfo=None)
+    tz = _local_zone(place, naive.replace(tzinfo=UTC))
+    if tz is None:
+        instant = naive.replace(tzinfo=UTC)
+        return ResolvedTime(instant, None, TimeSource.ASSUMED_UTC)
+    local = naive.replace(tzinfo=tz, fold=0)
+    instant = local.astimezone(UTC)
+    return ResolvedTime(instant, instant.astimezone(tz), TimeSource.LOCATION_TZ)
+
+
+def parse_iso(value: object) -> datetime:
+    """An ISO 8601 timestamp (with or without offset, ``Z`` accepted)."""
+    if not isinstance(value, str) or not value:
+        raise PayloadError("timestamp is missing")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"timestamp {value[:40]!r} is not ISO 8601") from None
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def build_event(
+    *,
+    carrier: str,
+    tracking_number: str,
+    mapping: CodeMapping | None,
+    when: ResolvedTime,
+    place: Location | None,
+    description: object,
+    raw_code: str,
+    received_at: datetime,
+) -> CanonicalEvent:
+    milestone = mapping.milestone if mapping else None
+    exception = mapping.exception if mapping else None
+    raw = clip(raw_code, 100) or "-"
+    try:
+        return CanonicalEvent(
+            event_id=compute_event_id(
+                carrier=carrier,
+                tracking_number=tracking_number,
+                occurred_at=when.occurred_at,
+                milestone=milestone,
+                exception=exception,
+                raw_code=raw,
+            ),
+            carrier=carrier,
+            tracking_number=tracking_number,
+            milestone=milestone,
+            exception=exception,
+            occurred_at=when.occurred_at,
+            occurred_at_local=when.occurred_at_local,
+            time_source=when.time_source,
+            location=place,
+            description=clip(description, 500),
+            raw_code=raw,
+            received_at=received_at,
+        )
+    except ValidationError as error:
+        raise PayloadError(f"event does not fit the canonical model: {first_error(error)}") from None
+
+
+def first_error(error: ValidationError) -> str:
+    """A short, safe description of a pydantic error: where, and what (never the input)."""
+    detail = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in detail["loc"]) or "body"
+    return f"{where}: {detail['msg']}"

@@ -1,0 +1,146 @@
+"""EasyPost: webhook ``Event`` bodies (a ``Tracker`` in ``result``) and bare Trackers.
+
+``tracking_details`` are oldest-first; ``datetime`` is an instant (EasyPost writes ``Z``),
+except when it arrives without an offset, which is then local time at the scan location.
+The physical carrier (``Tracker.carrier``) identifies the scan, not EasyPost.
+Docs: https://docs.easypost.com/docs/trackers, https://docs.easypost.com/docs/events
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.adapters.base import (
+    CodeMapping,
+    MappingTable,
+    NormalizeResult,
+    build_event,
+    carrier_id,
+    first_error,
+    location,
+    parse_iso,
+    time_from_aware,
+    time_from_local,
+    tracking_number,
+)
+from shared.errors import PayloadError
+
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TrackingLocation(_Input):
+    city: Text | None = None
+    state: Text | None = None
+    country: Text | None = None
+    zip: Text | None = None
+
+
+class TrackingDetail(_Input):
+    message: Text | None = None
+    description: Text | None = None
+    status: Text | None = None
+    status_detail: Text | None = None
+    datetime: Text
+    carrier_code: Text | None = None
+    tracking_location: TrackingLocation | None = None
+
+
+class Tracker(_Input):
+    object: str = "Tracker"
+    tracking_code: Annotated[str, Field(max_length=100)]
+    carrier: Text | None = None
+    status: Text | None = None
+    status_detail: Text | None = None
+    tracking_details: Annotated[list[TrackingDetail], Field(max_length=2000)] = []
+
+
+def _table() -> MappingTable:
+    return MappingTable.load("easypost")
+
+
+def map_codes(status: str | None, detail: str | None) -> tuple[CodeMapping | None, list[str]]:
+    """The detail decides unless it defers to its status; unknown codes are returned for reporting."""
+    table = _table()
+    unmapped: list[str] = []
+    by_status = table.lookup("status", status)
+    if status and by_status is None:
+        unmapped.append(f"status={status}")
+    by_detail = table.lookup("status_detail", detail)
+    if detail and by_detail is None:
+        unmapped.append(f"status_detail={detail}")
+    if by_detail is not None and not by_detail.defer:
+        return by_detail, unmapped
+    if by_status is not None and by_status.defer:
+        return None, unmapped
+    return by_status, unmapped
+
+
+def _raw_code(detail: TrackingDetail) -> str:
+    code = f"{detail.status or '-'}/{detail.status_detail or '-'}"
+    return f"{code}/{detail.carrier_code}" if detail.carrier_code else code
+
+
+def _tracker_of(data: Any) -> Tracker | str | None:
+    """The Tracker in a payload, or a reason it carries none."""
+    if not isinstance(data, dict):
+        raise PayloadError("EasyPost payload is not a JSON object")
+    kind = data.get("object")
+    if kind == "Event":
+        description = str(data.get("description") or "")
+        if not description.startswith("tracker."):
+            return f"EasyPost event {description[:60]!r} carries no tracking"
+        data = data.get("result")
+        if not isinstance(data, dict):
+            raise PayloadError("EasyPost tracker event has no result object")
+    elif kind != "Tracker":
+        raise PayloadError("EasyPost payload is neither an Event nor a Tracker")
+    try:
+        return Tracker.model_validate(data)
+    except ValidationError as error:
+        raise PayloadError(f"EasyPost tracker: {first_error(error)}") from None
+
+
+def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
+    """Canonical events of one EasyPost webhook or tracker."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise PayloadError("EasyPost payload is not JSON") from None
+    tracker = _tracker_of(data)
+    if isinstance(tracker, str) or tracker is None:
+        return NormalizeResult(ignored=tracker)
+    carrier = carrier_id(tracker.carrier)
+    number = tracking_number(tracker.tracking_code)
+    result = NormalizeResult()
+    for detail in tracker.tracking_details:
+        mapping, unmapped = map_codes(detail.status, detail.status_detail)
+        result.unmapped.extend(unmapped)
+        where = detail.tracking_location
+        place = (
+            location(city=where.city, region=where.state, postal_code=where.zip, country=where.country)
+            if where
+            else None
+        )
+        instant = parse_iso(detail.datetime)
+        when = time_from_aware(instant, place) if instant.tzinfo else time_from_local(instant, place)
+        result.events.append(
+            build_event(
+                carrier=carrier,
+                tracking_number=number,
+                mapping=mapping,
+                when=when,
+                place=place,
+                description=detail.message or detail.description,
+                raw_code=_raw_code(detail),
+                received_at=received_at,
+            )
+        )
+    return result

@@ -1,0 +1,123 @@
+"""Persistence items of the shipments table and their mapping to domain models.
+
+One table, one partition per shipment (``pk = SHP#<id>``), read in one Query:
+
+==========================  ==============================  ===============================
+item                        sk                              notes
+==========================  ==============================  ===============================
+shipment record             ``META``                        derived state + ``version``
+timeline event              ``EVT#<instant>#<event_id>``    sorted by instant; id = dedup
+outbox entry                ``OUT#<sequence>``              deleted once on the bus
+==========================  ==============================  ===============================
+
+Beside them: ``pk = TRK#<carrier>#<tracking number>`` items map every tracking number
+(both legs of a multi-carrier shipment) to its shipment, written with a condition so two
+processors can never create two shipments for one parcel; ``pk = QRN#<day>`` items keep
+quarantined payloads. Shipment and event items carry ``public_token``, the key of the
+``ByToken`` index, so a tracking page is one Query that never sees private attributes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.clock import isoformat_z
+from shared.models.canonical import CanonicalEvent
+from shared.models.shipment import OutboxEntry, QuarantineRecord, Shipment, StoredEvent, TrackingKey
+
+META = "META"
+EVENT_PREFIX = "EVT#"
+OUTBOX_PREFIX = "OUT#"
+
+_EVENT_FIELDS = tuple(CanonicalEvent.model_fields)
+
+
+def shipment_pk(shipment_id: str) -> str:
+    return f"SHP#{shipment_id}"
+
+
+def tracking_pk(key: TrackingKey) -> str:
+    return f"TRK#{key.carrier}#{key.tracking_number}"
+
+
+def sortable_instant(instant: datetime) -> str:
+    """Fixed-width UTC text, so the sort key orders by instant."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_sk(event: CanonicalEvent) -> str:
+    return f"{EVENT_PREFIX}{sortable_instant(event.occurred_at)}#{event.event_id}"
+
+
+def outbox_sk(sequence: int) -> str:
+    return f"{OUTBOX_PREFIX}{sequence:010d}"
+
+
+def event_item(event: CanonicalEvent, *, shipment: Shipment, source: str) -> dict[str, Any]:
+    return {
+        "pk": shipment_pk(shipment.shipment_id),
+        "sk": event_sk(event),
+        "entity": "event",
+        "public_token": shipment.public_token,
+        "source": source,
+        **event.model_dump(mode="json"),
+    }
+
+
+def event_from_item(item: dict[str, Any]) -> StoredEvent:
+    event = CanonicalEvent.model_validate({name: item.get(name) for name in _EVENT_FIELDS})
+    return StoredEvent(event=event, source=item.get("source", "unknown"))
+
+
+def shipment_item(shipment: Shipment) -> dict[str, Any]:
+    return {
+        "pk": shipment_pk(shipment.shipment_id),
+        "sk": META,
+        "entity": "shipment",
+        **shipment.model_dump(mode="json"),
+    }
+
+
+def shipment_from_item(item: dict[str, Any]) -> Shipment:
+    return Shipment.model_validate({name: item.get(name) for name in Shipment.model_fields if name in item})
+
+
+def tracking_item(key: TrackingKey, shipment_id: str, created_at: datetime) -> dict[str, Any]:
+    return {
+        "pk": tracking_pk(key),
+        "sk": "TRK",
+        "entity": "tracking_number",
+        "carrier": key.carrier,
+        "tracking_number": key.tracking_number,
+        "shipment_id": shipment_id,
+        "created_at": isoformat_z(created_at),
+    }
+
+
+def outbox_item(entry: OutboxEntry) -> dict[str, Any]:
+    return {
+        "pk": shipment_pk(entry.shipment_id),
+        "sk": outbox_sk(entry.sequence),
+        "entity": "outbox",
+        **entry.model_dump(mode="json"),
+    }
+
+
+def outbox_from_item(item: dict[str, Any]) -> OutboxEntry:
+    return OutboxEntry.model_validate({name: item.get(name) for name in OutboxEntry.model_fields})
+
+
+def quarantine_item(record: QuarantineRecord) -> dict[str, Any]:
+    return {
+        "pk": f"QRN#{record.received_at.astimezone(UTC):%Y-%m-%d}",
+        "sk": f"{sortable_instant(record.received_at)}#{record.content_sha256}",
+        "entity": "quarantine",
+        "source": record.source,
+        "received_at": isoformat_z(record.received_at),
+        "delivery_id": record.delivery_id,
+        "content_sha256": record.content_sha256,
+        "archive_bucket": record.archive_bucket,
+        "archive_key": record.archive_key,
+        "reason": record.reason[:1000],
+    }

@@ -1,0 +1,174 @@
+"""The canonical model every source is normalised into (DESIGN §2)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+from shared.clock import isoformat_z
+
+
+class Milestone(StrEnum):
+    """Where the parcel is in its journey (an event's ``milestone``, a shipment's ``status``)."""
+
+    LABEL_CREATED = "label_created"
+    PICKED_UP = "picked_up"
+    DEPARTED_ORIGIN = "departed_origin"
+    IN_TRANSIT = "in_transit"
+    ARRIVED_HUB = "arrived_hub"
+    CUSTOMS_STARTED = "customs_started"
+    CUSTOMS_CLEARED = "customs_cleared"
+    HANDED_TO_LAST_MILE = "handed_to_last_mile"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    AVAILABLE_FOR_PICKUP = "available_for_pickup"
+    DELIVERY_FAILED = "delivery_failed"
+    RETURN_STARTED = "return_started"
+    DELIVERED = "delivered"
+    RETURN_DELIVERED = "return_delivered"
+
+    @property
+    def rank(self) -> int:
+        return RANK[self]
+
+
+RANK: dict[Milestone, int] = {
+    Milestone.LABEL_CREATED: 10,
+    Milestone.PICKED_UP: 20,
+    Milestone.DEPARTED_ORIGIN: 30,
+    Milestone.IN_TRANSIT: 40,
+    Milestone.ARRIVED_HUB: 40,
+    Milestone.CUSTOMS_STARTED: 50,
+    Milestone.CUSTOMS_CLEARED: 60,
+    Milestone.HANDED_TO_LAST_MILE: 70,
+    Milestone.OUT_FOR_DELIVERY: 80,
+    Milestone.AVAILABLE_FOR_PICKUP: 85,
+    Milestone.DELIVERY_FAILED: 85,
+    Milestone.RETURN_STARTED: 90,
+    Milestone.DELIVERED: 100,
+    Milestone.RETURN_DELIVERED: 110,
+}
+
+# The only moves to a lower rank (DESIGN §2.1): a return after delivery, a re-attempt.
+REOPEN_TRANSITIONS: frozenset[tuple[Milestone, Milestone]] = frozenset(
+    {
+        (Milestone.DELIVERED, Milestone.RETURN_STARTED),
+        (Milestone.DELIVERY_FAILED, Milestone.OUT_FOR_DELIVERY),
+    }
+)
+
+TERMINAL: frozenset[Milestone] = frozenset({Milestone.DELIVERED, Milestone.RETURN_DELIVERED})
+
+
+class ExceptionType(StrEnum):
+    """Something went wrong (DESIGN §2.2)."""
+
+    NO_FIRST_SCAN = "no_first_scan"
+    STALLED = "stalled"
+    CUSTOMS_HOLD = "customs_hold"
+    ADDRESS_ISSUE = "address_issue"
+    DELIVERY_FAILED = "delivery_failed"
+    HELD = "held"
+    DELAYED = "delayed"
+    DAMAGED = "damaged"
+    LOST = "lost"
+    RETURN_TO_SENDER = "return_to_sender"
+    DELIVERED_NOT_RECEIVED = "delivered_not_received"
+
+
+class TimeSource(StrEnum):
+    """How an event's instant was known."""
+
+    CARRIER_OFFSET = "carrier_offset"  # the carrier gave an offset or a UTC field
+    LOCATION_TZ = "location_tz"  # local wall time resolved with the scan location's time zone
+    ASSUMED_UTC = "assumed_utc"  # nothing better was known
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcInstant = Annotated[
+    AwareDatetime,
+    AfterValidator(_utc),
+    PlainSerializer(isoformat_z, return_type=str, when_used="json"),
+]
+LocalTime = Annotated[
+    AwareDatetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+]
+
+CarrierId = Annotated[str, Field(pattern=r"^[a-z0-9_]{2,32}$")]
+TrackingNumber = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9-]+$")]
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    city: Annotated[str, Field(max_length=100)] | None = None
+    region: Annotated[str, Field(max_length=100)] | None = None
+    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.city or self.region or self.postal_code or self.country)
+
+
+class CanonicalEvent(BaseModel):
+    """One carrier scan in Shiplight's own terms (DESIGN §2.3)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    carrier: CarrierId
+    tracking_number: TrackingNumber
+    milestone: Milestone | None
+    exception: ExceptionType | None
+    occurred_at: UtcInstant
+    occurred_at_local: LocalTime | None
+    time_source: TimeSource
+    location: Location | None
+    description: Annotated[str, Field(max_length=500)] | None
+    raw_code: Annotated[str, Field(min_length=1, max_length=100)]
+    received_at: UtcInstant
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def sort_key(self) -> tuple[datetime, int, str]:
+        """Timeline order: by instant, then by rank (a same-minute delivery follows its
+        out-for-delivery scan), then by id so any arrival order sorts the same."""
+        return (self.occurred_at, self.milestone.rank if self.milestone else 0, self.event_id)
+
+
+def compute_event_id(
+    *,
+    carrier: str,
+    tracking_number: str,
+    occurred_at: datetime,
+    milestone: Milestone | None,
+    exception: ExceptionType | None,
+    raw_code: str,
+) -> str:
+    """The deterministic identity of a scan: the same scan gives the same id whichever
+    envelope, delivery or source carried it.
+
+    It is built from what every source reports alike (the physical carrier, its
+    tracking number, the instant to the minute, and what happened), never from the
+    envelope, the description text or the source's own vocabulary. Sources differ in
+    sub-minute precision, so the instant is floored to the minute. The raw code joins
+    the key only for scans that map to nothing, so two different unmapped scans in the
+    same minute stay apart.
+    """
+    minute = occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    what = (
+        f"{milestone.value if milestone else '-'}|{exception.value if exception else '-'}"
+        if milestone or exception
+        else f"raw:{raw_code}"
+    )
+    key = f"v1|{carrier}|{tracking_number}|{minute}|{what}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,99 @@
+"""A shipment: its identity, its derived state, and the changes it owes the bus."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.models.canonical import CanonicalEvent, Milestone, UtcInstant
+
+
+class TrackingKey(NamedTuple):
+    """How carriers name a parcel: (carrier id, tracking number)."""
+
+    carrier: str
+    tracking_number: str
+
+    def __str__(self) -> str:
+        return f"{self.carrier}:{self.tracking_number}"
+
+
+def new_shipment_id() -> str:
+    return "shp_" + secrets.token_hex(12)
+
+
+def new_public_token() -> str:
+    """The tracking page's address: 144 random bits, URL-safe (DESIGN §4.1 asks for ≥ 128)."""
+    return secrets.token_urlsafe(18)
+
+
+class Shipment(BaseModel):
+    """The shipment record. ``status`` and the fields after it are derived from the timeline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    public_token: str
+    created_at: UtcInstant
+    updated_at: UtcInstant
+    first_source: str
+    order_id: str | None = None
+    status: Milestone | None = None
+    status_since: UtcInstant | None = None
+    status_event_id: str | None = None
+    last_event_at: UtcInstant | None = None
+    event_count: int = 0
+    sequence: int = 0  # of the last change published for this shipment
+    version: int = 0  # optimistic-concurrency counter of the stored record
+
+    @property
+    def key(self) -> TrackingKey:
+        return TrackingKey(self.carrier, self.tracking_number)
+
+
+class OutboxEntry(BaseModel):
+    """A change committed with the shipment and not yet confirmed published to the bus."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shipment_id: str
+    sequence: int
+    detail_type: str
+    detail: dict[str, Any]
+    created_at: UtcInstant
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A canonical event as stored: with the source that first reported it."""
+
+    event: CanonicalEvent
+    source: str
+
+
+@dataclass
+class Partition:
+    """Everything stored under one shipment, read in one Query."""
+
+    shipment: Shipment
+    events: list[StoredEvent] = field(default_factory=list)
+    outbox: list[OutboxEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """A verified payload that no adapter could turn into events, kept with its reason."""
+
+    source: str
+    received_at: datetime
+    delivery_id: str
+    content_sha256: str
+    archive_bucket: str
+    archive_key: str
+    reason: str

@@ -1,0 +1,76 @@
+"""Typed settings read from the environment at invocation time, never at import.
+
+Standard-library dataclasses rather than pydantic so the webhook receiver can use them
+without paying pydantic's import cost (DESIGN §5). A required setting that is missing
+or malformed raises :class:`SettingsError` naming it on first use; there are no silent
+defaults for required values. The cache is keyed by the environment values themselves,
+so tests and the local runtime (which switches environments between in-process
+invocations) never see stale settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from functools import lru_cache
+from typing import Any, TypeVar, get_type_hints
+
+T = TypeVar("T")
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class IngressSettings:
+    """webhook_receiver (and carrier_poller, which enqueues the same way)."""
+
+    ingest_queue_url: str
+    raw_archive_bucket: str
+    webhook_secrets_arn: str
+    max_webhook_bytes: int = 256 * 1024
+    secrets_cache_seconds: int = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessorSettings:
+    """event_processor."""
+
+    shipments_table: str
+    event_bus_name: str
+    raw_archive_bucket: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicApiSettings:
+    """public_api: reads only the public token index."""
+
+    shipments_table: str
+
+
+def load(settings_type: type[T]) -> T:
+    """Build ``settings_type`` from environment variables named after its fields, upper-cased."""
+    fields = dataclasses.fields(settings_type)  # type: ignore[arg-type]
+    snapshot = tuple(os.environ.get(field.name.upper()) for field in fields)
+    return _load_cached(settings_type, snapshot)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=32)
+def _load_cached(settings_type: type[Any], snapshot: tuple[str | None, ...]) -> Any:
+    hints = get_type_hints(settings_type)
+    values: dict[str, Any] = {}
+    for field, raw in zip(dataclasses.fields(settings_type), snapshot, strict=True):
+        name = field.name.upper()
+        if raw is None or raw == "":
+            if field.default is dataclasses.MISSING:
+                raise SettingsError(f"environment variable {name} is required")
+            continue
+        if hints[field.name] is int:
+            try:
+                values[field.name] = int(raw)
+            except ValueError:
+                raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from None
+        else:
+            values[field.name] = raw
+    return settings_type(**values)
