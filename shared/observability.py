@@ -15,7 +15,6 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
 from typing import Any
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
@@ -54,11 +53,11 @@ class MetricsBatch:
     """Counts for one invocation, flushed as one EMF line (like Powertools ``log_metrics``)."""
 
     def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
+        self._counts: dict[str, float] = {}
         self._dimensions: dict[str, str] = {}
 
     def add(self, name: str, value: float = 1) -> None:
-        self._counts[name] += value
+        self._counts[name] = self._counts.get(name, 0.0) + value
 
     def dimension(self, name: str, value: str) -> None:
         self._dimensions[name] = value

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Hashable
 from functools import lru_cache
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, cast, get_type_hints
 
 T = TypeVar("T")
 
@@ -53,11 +54,12 @@ def load(settings_type: type[T]) -> T:
     """Build ``settings_type`` from environment variables named after its fields, upper-cased."""
     fields = dataclasses.fields(settings_type)  # type: ignore[arg-type]
     snapshot = tuple(os.environ.get(field.name.upper()) for field in fields)
-    return _load_cached(settings_type, snapshot)  # type: ignore[no-any-return]
+    settings: T = _load_cached(cast(Hashable, settings_type), snapshot)
+    return settings
 
 
 @lru_cache(maxsize=32)
-def _load_cached(settings_type: type[Any], snapshot: tuple[str | None, ...]) -> Any:
+def _load_cached(settings_type: Any, snapshot: tuple[str | None, ...]) -> Any:
     hints = get_type_hints(settings_type)
     values: dict[str, Any] = {}
     for field, raw in zip(dataclasses.fields(settings_type), snapshot, strict=True):

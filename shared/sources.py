@@ -19,6 +19,12 @@ Ingest = Literal["push", "poll", "both"]
 Kind = Literal["aggregator", "carrier", "partner"]
 
 GENERIC_SIGNATURE = TimestampedHmacSignature(header="shiplight-signature", tolerance_seconds=300)
+EASYPOST_SIGNATURE = HmacSignature(
+    header="x-hmac-signature",
+    encoding="hex",
+    prefix="hmac-sha256-hex=",
+    secret_normalization="NFKD",  # noqa: S106 - a Unicode normal form, not a secret
+)
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,7 @@ SOURCES: dict[str, Source] = {
             kind="aggregator",
             ingest="push",
             adapter="shared.adapters.easypost",
-            signature=HmacSignature(
-                header="x-hmac-signature",
-                encoding="hex",
-                prefix="hmac-sha256-hex=",
-                secret_normalization="NFKD",
-            ),
+            signature=EASYPOST_SIGNATURE,
         ),
     )
 }

@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.logic.api import new_resolver
 from shared.logic.tracking import public_reader, tracking_view
@@ -17,6 +18,7 @@ app = new_resolver()
 @app.get("/v1/track/<token>")
 def get_tracking(token: str) -> Response:
     view = tracking_view(token, public_reader())
+    metrics.add_metric(name="TrackingViews", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=200,
         content_type="application/json",

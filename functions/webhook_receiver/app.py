@@ -31,6 +31,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             request_id=request_id,
             settings=load(IngressSettings),
         )
+        metrics.add("WebhookAccepted")
+        logger.info("webhook accepted", extra={"source": source, "message_id": accepted.message_id})
+        return json_response(202, {"status": "accepted", "id": accepted.message_id})
     except ServiceError as error:
         metrics.add("WebhookRejected")
         level = "error" if isinstance(error, DependencyUnavailable) else "info"
@@ -38,8 +41,3 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return error_response(error)
     finally:
         metrics.flush()
-    logger.info(
-        "webhook accepted",
-        extra={"source": accepted.source, "message_id": accepted.message_id, "request_id": request_id},
-    )
-    return json_response(202, {"status": "accepted", "id": accepted.message_id})

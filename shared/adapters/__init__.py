@@ -9,7 +9,7 @@ sources it meets and adding a source never touches the processor.
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Protocol, cast
 
 from shared.adapters.base import NormalizeResult
 from shared.sources import get_source
@@ -22,4 +22,4 @@ class Adapter(Protocol):
 def load_adapter(source: str) -> Adapter:
     """The adapter module of a registered source (``NotFound`` for an unknown one)."""
     module = importlib.import_module(get_source(source).adapter)
-    return module  # type: ignore[return-value]
+    return cast(Adapter, module)

@@ -57,12 +57,12 @@ class MappingTable:
     being silently misread.
     """
 
-    def __init__(self, name: str, fields: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+    def __init__(self, name: str, fields: Mapping[str, Any]) -> None:
         self.name = name
         self._fields: dict[str, dict[str, CodeMapping]] = {}
         for field_name, codes in fields.items():
             if not isinstance(codes, Mapping):
-                continue
+                continue  # a scalar setting beside the tables
             table: dict[str, CodeMapping] = {}
             for code, spec in codes.items():
                 unknown = set(spec) - {"milestone", "exception", "defer", "note"}

@@ -38,7 +38,7 @@ from shared.models.shipment import (
     TrackingKey,
 )
 
-TOKEN_INDEX = "ByToken"
+TOKEN_INDEX = "ByToken"  # noqa: S105 - an index name, not a secret
 
 
 @dataclass

@@ -18,8 +18,8 @@ def new_resolver() -> APIGatewayHttpResolver:
     status from ``shared.http.STATUS_BY_ERROR`` and a ``{"error", "detail"}`` body."""
     app = APIGatewayHttpResolver()
 
-    @app.exception_handler(ServiceError)  # type: ignore[misc]
-    def handle_service_error(error: ServiceError) -> Response:
+    @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
+    def handle_service_error(error: ServiceError) -> Response[str]:
         status = status_for(error)
         # A 4xx is the caller's business: info, not an exception with a stack trace.
         logger.log(logging.ERROR if status >= 500 else logging.INFO, "request refused: %s", error.code)

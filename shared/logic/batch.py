@@ -13,7 +13,7 @@ when pydantic is already loaded, which costs the cold start ~40 ms for nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
@@ -22,7 +22,7 @@ class BatchFlushError(Exception):
     """A record whose own handling succeeded but whose batch-wide step failed."""
 
 
-class FlushingBatchProcessor(BatchProcessor):  # type: ignore[misc]
+class FlushingBatchProcessor(BatchProcessor):
     def __init__(self, flush: Callable[[list[Any]], set[str]], **kwargs: Any) -> None:
         super().__init__(event_type=EventType.SQS, **kwargs)
         self._flush = flush
@@ -31,8 +31,10 @@ class FlushingBatchProcessor(BatchProcessor):  # type: ignore[misc]
         results: list[tuple[Any, ...]] = super().process()
         staged = [result for status, result, _record in results if status == "success"]
         failed_ids = self._flush(staged)
-        for record in [r for r in self.success_messages if r.message_id in failed_ids]:
-            self.success_messages.remove(record)
-            error = BatchFlushError(f"message {record.message_id} was staged but its shipment could not be committed")
-            self.failure_handler(record, (BatchFlushError, error, None))
+        # Powertools keeps successes as raw records and failures as SQSRecord data classes.
+        raw_successes = cast(list[dict[str, Any]], self.success_messages)
+        for raw in [r for r in raw_successes if r["messageId"] in failed_ids]:
+            raw_successes.remove(raw)
+            error = BatchFlushError(f"message {raw['messageId']} was staged but its shipment could not be committed")
+            self.failure_handler(self._to_batch_type(raw, self.event_type, self.model), (BatchFlushError, error, None))
         return results

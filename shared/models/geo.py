@@ -85,7 +85,7 @@ def zone_for(country: str | None, region: str | None, postal_code: str | None, a
         if found:
             return zone(found)
     if isinstance(entry.get("default"), str):
-        return zone(entry["default"])  # type: ignore[arg-type]
+        return zone(str(entry["default"]))
     candidates = _zone_tab().get(country, ())
     if not candidates or "regions" in entry:
         return None

@@ -1,0 +1,130 @@
+"""The ``shiplight`` command (DESIGN §4.3)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from shared import clock
+from shared.errors import NotFound, PayloadError
+from shared.sources import SOURCES
+
+
+def _cmd_carriers(args: argparse.Namespace, out: TextIO) -> int:
+    rows = [("source", "kind", "ingest", "webhook signature")]
+    for source in SOURCES.values():
+        scheme = source.signature.description if source.signature else "— (polled)"
+        rows.append((source.name, source.kind, source.ingest, scheme))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3] + "\n"
+        )
+    return 0
+
+
+def _cmd_normalize(args: argparse.Namespace, out: TextIO) -> int:
+    from shared.adapters import load_adapter
+
+    try:
+        adapter = load_adapter(args.carrier)
+    except NotFound as error:
+        sys.stderr.write(f"shiplight normalize: {error.detail}\n")
+        return 2
+    body = sys.stdin.buffer.read() if str(args.file) == "-" else Path(args.file).read_bytes()
+    try:
+        result = adapter.normalize(body, received_at=clock.now())
+    except PayloadError as error:
+        sys.stderr.write(f"shiplight normalize: cannot read this {args.carrier} payload: {error.detail}\n")
+        return 1
+    out.write(json.dumps([event.to_json_dict() for event in result.events], indent=2, ensure_ascii=False) + "\n")
+    if result.ignored:
+        sys.stderr.write(f"ignored: {result.ignored}\n")
+    for code in sorted(set(result.unmapped)):
+        sys.stderr.write(f"unmapped code: {args.carrier} {code} (x{result.unmapped.count(code)})\n")
+    return 0
+
+
+def _load_secrets(path: Path | None) -> dict[str, list[str]] | None:
+    if path is None:
+        return None
+    document = json.loads(path.read_text())
+    if not isinstance(document, dict):
+        raise SystemExit('--secrets must hold a JSON object {"<source>": ["secret", ...]}')
+    return {key: [value] if isinstance(value, str) else list(value) for key, value in document.items()}
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from infra.demo.run import _wait_for_interrupt
+    from infra.local.runtime import LocalRuntime, RuntimeOptions
+
+    runtime = LocalRuntime(
+        RuntimeOptions(
+            port=args.port, secrets=_load_secrets(args.secrets), state_dir=args.state_dir, echo_logs=args.echo_logs
+        )
+    )
+    runtime.start()
+    try:
+        stack = runtime.require_stack()
+        out.write(f"Shiplight local stack on {runtime.url} (moto at {runtime.endpoint})\n")
+        for route in stack.template.http_routes():
+            out.write(f"  {route.method:<5} {runtime.url}{route.path}  → {route.function}\n")
+        out.write("  GET   " + runtime.url + "/_local/metrics | /_local/stack | /_local/health\n")
+        for logical_id, why in sorted(stack.not_emulated.items()):
+            out.write(f"  not emulated: {logical_id} — {why}\n")
+        out.write(f"Function logs in {args.state_dir / 'logs'}/. Ctrl-C to stop.\n")
+        out.flush()
+        _wait_for_interrupt()
+        return 0
+    finally:
+        runtime.stop()
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from infra.demo.run import DemoOptions, run_demo
+
+    return run_demo(
+        DemoOptions(port=args.port, serve=not args.no_serve, summary_json=args.summary_json, state_dir=args.state_dir),
+        out,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shiplight", description="Shiplight: real-time shipment visibility.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the embedded local stack (moto + the template's routes)")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--secrets", type=Path, help='JSON file {"<source>": ["secret", ...]}')
+    serve.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
+    serve.add_argument("--echo-logs", action="store_true", help="also print the functions' logs to stderr")
+    serve.set_defaults(run=_cmd_serve)
+
+    demo = commands.add_parser("demo", help="replay signed carrier webhooks through the local stack")
+    demo.add_argument("--port", type=int, default=3000)
+    demo.add_argument("--no-serve", action="store_true", help="exit after the summary")
+    demo.add_argument("--summary-json", type=Path, help="write the summary counts as JSON")
+    demo.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
+    demo.set_defaults(run=_cmd_demo)
+
+    normalize = commands.add_parser("normalize", help="print the canonical events of one payload")
+    normalize.add_argument("--carrier", required=True, help="source name, see `shiplight carriers`")
+    normalize.add_argument("file", help="payload file, or - for stdin")
+    normalize.set_defaults(run=_cmd_normalize)
+
+    carriers = commands.add_parser("carriers", help="supported sources, their ingest mode and signature scheme")
+    carriers.set_defaults(run=_cmd_carriers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args, sys.stdout)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Builders of source payloads in each source's documented shape (demo, tests, simulator)."""

@@ -1,0 +1,241 @@
+"""The embedded local stack (DESIGN §4.3): moto server + template resources + gateway +
+event sources + the clock, in one process, with no AWS account and no Docker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from infra.local.functions import FunctionHost
+from infra.local.gateway import LocalGateway
+from infra.local.pollers import QueuePoller
+from infra.local.stack import DEFAULT_STACK, LocalStack, aws_client, deploy
+from infra.local.template import REGION, TEMPLATE_PATH, Template
+from shared import clock
+from shared.dal.aws import reset_clients
+from shared.dal.secrets import forget_cached_secrets
+
+BUS_TAP_QUEUE = "shiplight-local-bus-tap"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RuntimeOptions:
+    port: int = 3000
+    moto_port: int = 0  # 0: any free port
+    state_dir: Path = Path(".shiplight")
+    secrets: dict[str, list[str]] | None = None  # the webhook secrets document
+    retry_delay: int = 1
+    echo_logs: bool = False
+    clock: clock.Clock | None = None  # None: the system clock
+    stack_name: str = DEFAULT_STACK
+    template: Path | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+class LocalRuntime:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager)."""
+
+    def __init__(self, options: RuntimeOptions | None = None) -> None:
+        self.options = options or RuntimeOptions()
+        self.moto: ThreadedMotoServer | None = None
+        self.endpoint = ""
+        self.stack: LocalStack | None = None
+        self.host: FunctionHost | None = None
+        self.gateway: LocalGateway | None = None
+        self.pollers: list[QueuePoller] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._tap_url = ""
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LocalRuntime:
+        options = self.options
+        moto_port = options.moto_port or free_port()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self.moto.start()
+        self.endpoint = f"http://127.0.0.1:{moto_port}"
+        self._set_environment(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_DEV": "false",
+            }
+        )
+        reset_clients()
+        forget_cached_secrets()
+        if options.clock is not None:
+            clock.install(options.clock)
+
+        template = Template.load(options.template or TEMPLATE_PATH, options.parameters)
+        secret_values = {}
+        if options.secrets is not None:
+            secret_values = {
+                logical_id: json.dumps(options.secrets)
+                for logical_id, _ in template.of_type("AWS::SecretsManager::Secret")
+            }
+        self.stack = deploy(
+            template, endpoint_url=self.endpoint, stack_name=options.stack_name, secret_values=secret_values
+        )
+        self._tap_bus()
+        self.host = FunctionHost(
+            self.stack.functions,
+            base_environment={},
+            log_dir=options.state_dir / "logs",
+            echo_logs=options.echo_logs,
+        )
+        self.gateway = LocalGateway(
+            template.http_routes(), self.host.invoke, now=clock.now, port=options.port, local_routes=self._local_routes
+        )
+        self.gateway.start()
+        sqs = aws_client("sqs", self.endpoint)
+        for source in template.queue_sources():
+            poller = QueuePoller(
+                source,
+                queue_url=self.stack.ref(source.queue),
+                queue_arn=self.stack.att(source.queue, "Arn"),
+                sqs=sqs,
+                invoke=self.host.invoke,
+                retry_delay=options.retry_delay,
+            )
+            poller.start()
+            self.pollers.append(poller)
+        return self
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.gateway:
+            self.gateway.stop()
+        if self.host:
+            self.host.close()
+        if self.moto:
+            self.moto.stop()
+        clock.install(None)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_clients()
+        forget_cached_secrets()
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _set_environment(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    # -- observation ---------------------------------------------------------------------
+
+    def require_stack(self) -> LocalStack:
+        if self.stack is None:
+            raise RuntimeError("the local runtime is not started")
+        return self.stack
+
+    def require_host(self) -> FunctionHost:
+        if self.host is None:
+            raise RuntimeError("the local runtime is not started")
+        return self.host
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url if self.gateway else ""
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.endpoint)
+
+    def _tap_bus(self) -> None:
+        """A local-only rule copying every Shiplight event to a queue, for the demo and
+        ``GET /_local/events`` (EventBridge's archive is not readable in moto)."""
+        stack = self.require_stack()
+        sqs, events = self.client("sqs"), self.client("events")
+        self._tap_url = sqs.create_queue(QueueName=BUS_TAP_QUEUE)["QueueUrl"]
+        tap_arn = sqs.get_queue_attributes(QueueUrl=self._tap_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        for logical_id, _ in stack.template.of_type("AWS::Events::EventBus"):
+            bus = stack.ref(logical_id)
+            events.put_rule(
+                Name="shiplight-local-tap", EventBusName=bus, EventPattern=json.dumps({"source": ["shiplight"]})
+            )
+            events.put_targets(Rule="shiplight-local-tap", EventBusName=bus, Targets=[{"Id": "tap", "Arn": tap_arn}])
+
+    def published_events(self) -> list[dict[str, Any]]:
+        """Every event published to the bus so far (drains the local tap queue)."""
+        sqs = self.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._tap_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            found.extend(json.loads(m["Body"]) for m in messages)
+            sqs.delete_message_batch(
+                QueueUrl=self._tap_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+    def queue_depth(self, logical_id: str) -> int:
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.stack.ref(logical_id) if self.stack else "",
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Return once every event-source queue is empty and nothing is running."""
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < deadline:
+            busy = (self.host is not None and self.host.busy) or any(p.in_flight for p in self.pollers)
+            depth = sum(self.queue_depth(p.source.queue) for p in self.pollers)
+            quiet = quiet + 1 if not busy and depth == 0 else 0
+            if quiet >= 3:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the local stack was still busy after {timeout:.0f} s")
+
+    def _local_routes(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        """``/_local/…``: what a developer needs to see inside the local stack."""
+        if not path.startswith("/_local/") or method != "GET":
+            return None
+        if path == "/_local/health":
+            body: Any = {"status": "ok", "moto": self.endpoint}
+        elif path == "/_local/metrics":
+            body = self.host.metrics.snapshot() if self.host else {}
+        elif path == "/_local/stack":
+            body = {
+                "outputs": self.stack.outputs() if self.stack else {},
+                "not_emulated": self.stack.not_emulated if self.stack else {},
+            }
+        else:
+            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        return 200, {"content-type": "application/json"}, json.dumps(body, indent=2).encode()
