@@ -95,20 +95,33 @@ class _LogSink(io.TextIOBase):
 
 
 class _RoutedStdout(io.TextIOBase):
-    """``sys.stdout`` that sends a thread's writes to the log sink of the function it runs."""
+    """``sys.stdout`` during invocations: a thread's writes go to the log sink of the
+    function it runs, everything else to the stdout that was there before. One instance
+    per process, so a logger that captured ``sys.stdout`` at import keeps routing."""
 
-    def __init__(self, default: TextIO) -> None:
-        self.default = default
+    def __init__(self) -> None:
+        self.default: TextIO = sys.stdout
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._depth = 0
 
     @contextmanager
     def route(self, sink: _LogSink) -> Iterator[None]:
+        with self._lock:
+            if sys.stdout is not self:
+                self.default = sys.stdout
+                sys.stdout = self
+            self._depth += 1
         previous = getattr(self._local, "sink", None)
         self._local.sink = sink
         try:
             yield
         finally:
             self._local.sink = previous
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and sys.stdout is self:
+                    sys.stdout = self.default
 
     def write(self, text: str) -> int:
         sink = getattr(self._local, "sink", None)
@@ -116,6 +129,9 @@ class _RoutedStdout(io.TextIOBase):
 
     def flush(self) -> None:
         (getattr(self._local, "sink", None) or self.default).flush()
+
+
+_ROUTER = _RoutedStdout()
 
 
 @dataclass
@@ -152,8 +168,6 @@ class InvocationError(RuntimeError):
 class FunctionHost:
     """Loads and invokes the deployed functions of a local stack."""
 
-    _stdout_lock = threading.Lock()
-
     def __init__(
         self,
         functions: dict[str, DeployedFunction],
@@ -172,14 +186,15 @@ class FunctionHost:
         self._busy = 0
         if log_dir:
             log_dir.mkdir(parents=True, exist_ok=True)
-        with FunctionHost._stdout_lock:
-            if not isinstance(sys.stdout, _RoutedStdout):
-                sys.stdout = _RoutedStdout(sys.stdout)
-            self._stdout: _RoutedStdout = sys.stdout
         echo = sys.stderr if echo_logs else None
+        self.log_dir = log_dir
         self._sinks = {
             name: _LogSink(name, log_dir / f"{name}.log" if log_dir else None, self.metrics, echo) for name in functions
         }
+
+    def log_path(self, logical_id: str) -> Path | None:
+        """The file holding a function's log lines (its local CloudWatch log group)."""
+        return self.log_dir / f"{logical_id}.log" if self.log_dir else None
 
     @property
     def busy(self) -> bool:
@@ -223,7 +238,7 @@ class FunctionHost:
         with self._lock:
             self._busy += 1
             try:
-                with self._environment(function), self._stdout.route(self._sinks[logical_id]):
+                with self._environment(function), _ROUTER.route(self._sinks[logical_id]):
                     handler = getattr(self._module(logical_id), function.spec.handler_attr)
                     context = LambdaContext(function.name, function.spec.memory, function.spec.timeout)
                     self.invocations[logical_id] += 1

@@ -117,6 +117,12 @@ class QueuePoller:
                 break
         return messages
 
+    def _retry_later(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.retry_delay
+            )
+
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Deliver one batch; returns how many messages it held (0: the queue was empty)."""
         messages = self._receive(wait_seconds)
@@ -134,6 +140,10 @@ class QueuePoller:
                     failed = set()
             except InvocationError:
                 failed = {message["MessageId"] for message in messages}
+            except BaseException:
+                # The invocation died (a crash, a timeout): like Lambda, delete nothing.
+                self._retry_later(messages)
+                raise
             self.stats.failed += len(failed)
             done = [m for m in messages if m["MessageId"] not in failed]
             for start in range(0, len(done), 10):
@@ -144,13 +154,7 @@ class QueuePoller:
                         for i, m in enumerate(done[start : start + 10])
                     ],
                 )
-            for message in messages:
-                if message["MessageId"] in failed:
-                    self.sqs.change_message_visibility(
-                        QueueUrl=self.queue_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=self.retry_delay,
-                    )
+            self._retry_later([m for m in messages if m["MessageId"] in failed])
             return len(messages)
         finally:
             self.in_flight = False

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ class LocalRuntime:
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
         self.endpoint = f"http://127.0.0.1:{moto_port}"
+        # moto keeps its state per process, not per server: start from an empty account.
+        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - our own loopback moto server
         self._set_environment(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,

@@ -47,6 +47,8 @@ class CodeMapping:
     exception: ExceptionType | None = None
     # "This code says nothing finer than the coarser field beside it": the caller falls back.
     defer: bool = False
+    # A coarse code that a finer one must not weaken (EasyPost's "delivered" status).
+    decisive: bool = False
 
 
 class MappingTable:
@@ -65,13 +67,14 @@ class MappingTable:
                 continue  # a scalar setting beside the tables
             table: dict[str, CodeMapping] = {}
             for code, spec in codes.items():
-                unknown = set(spec) - {"milestone", "exception", "defer", "note"}
+                unknown = set(spec) - {"milestone", "exception", "defer", "decisive", "note"}
                 if unknown:
                     raise ValueError(f"{name}.{field_name}.{code}: unknown keys {sorted(unknown)}")
                 table[code] = CodeMapping(
                     milestone=Milestone(spec["milestone"]) if spec.get("milestone") else None,
                     exception=ExceptionType(spec["exception"]) if spec.get("exception") else None,
                     defer=bool(spec.get("defer", False)),
+                    decisive=bool(spec.get("decisive", False)),
                 )
             self._fields[field_name] = table
 

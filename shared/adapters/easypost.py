@@ -67,7 +67,13 @@ def _table() -> MappingTable:
 
 
 def map_codes(status: str | None, detail: str | None) -> tuple[CodeMapping | None, list[str]]:
-    """The detail decides unless it defers to its status; unknown codes are returned for reporting."""
+    """One mapping from a detail's ``status`` and ``status_detail``; unknown codes are returned.
+
+    The detail refines the status (``in_transit`` + ``received_at_origin_facility`` is a
+    pickup), except where the status is decisive and further along: ``delivered`` with
+    the detail ``arrived_at_destination`` is a delivery. A detail that is only a problem
+    (a weather delay) on a status that is not decisive is a notice, not a movement.
+    """
     table = _table()
     unmapped: list[str] = []
     by_status = table.lookup("status", status)
@@ -76,11 +82,16 @@ def map_codes(status: str | None, detail: str | None) -> tuple[CodeMapping | Non
     by_detail = table.lookup("status_detail", detail)
     if detail and by_detail is None:
         unmapped.append(f"status_detail={detail}")
-    if by_detail is not None and not by_detail.defer:
-        return by_detail, unmapped
     if by_status is not None and by_status.defer:
-        return None, unmapped
-    return by_status, unmapped
+        by_status = None
+    if by_detail is None or by_detail.defer:
+        return by_status, unmapped
+    decisive = by_status.milestone if by_status is not None and by_status.decisive else None
+    milestone = by_detail.milestone
+    if decisive is not None and (milestone is None or decisive.rank > milestone.rank):
+        milestone = decisive
+    exception = by_detail.exception or (by_status.exception if by_status else None)
+    return CodeMapping(milestone=milestone, exception=exception), unmapped
 
 
 def _raw_code(detail: TrackingDetail) -> str:

@@ -1,0 +1,110 @@
+"""The `shiplight` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import EVENTS
+from tests.e2e.conftest import http
+
+SHIPLIGHT = [sys.executable, "-m", "infra.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SHIPLIGHT, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_demo_replays_the_bundled_webhooks_and_exits(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    done = run("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path), "--summary-json", str(summary))
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(summary.read_text())
+    assert counts["webhooks_received"] == 21
+    assert counts["webhooks_rejected"] == 1
+    assert counts["unexpected_answers"] == 0
+    assert counts["events_stored"] == 22
+    assert counts["events_stored"] + counts["duplicates_dropped"] == counts["events_received"]
+    assert counts["changes_published"] == counts["events_on_bus"] > 0
+    assert (counts["payloads_quarantined"], counts["payloads_ignored"], counts["unmapped_codes"]) == (1, 1, 1)
+    statuses = {key: shipment["status"] for key, shipment in counts["shipments"].items()}
+    assert statuses == {
+        "usps:9400111899223344556677": "delivered",
+        "ups:1Z999AA10123456784": "arrived_hub",
+        "fedex:776094337676": "delivered",
+    }
+    assert "Timelines" in done.stdout
+    assert "delivery_failed" in done.stdout
+
+
+def test_demo_serves_tracking_json_until_interrupted(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*SHIPLIGHT, "demo", "--port", "0", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    url = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "tracking: " in line and url is None:
+            url = line.split("tracking: ", 1)[1].strip()
+        if "until Ctrl-C" in line:
+            break
+    assert url, process.stderr.read() if process.poll() is not None else "no tracking URL printed"
+    status, view = http("GET", url)
+    assert status == 200
+    assert view["status"] == "delivered"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+
+
+def test_normalize_prints_canonical_events_and_reports_unmapped_codes() -> None:
+    done = run("normalize", "--carrier", "easypost", str(EVENTS / "easypost" / "tracker_updated_unknown_codes.json"))
+    assert done.returncode == 0
+    events = json.loads(done.stdout)
+    assert [e["milestone"] for e in events] == ["in_transit", None]
+    assert set(events[0]) == {
+        "event_id",
+        "carrier",
+        "tracking_number",
+        "milestone",
+        "exception",
+        "occurred_at",
+        "occurred_at_local",
+        "time_source",
+        "location",
+        "description",
+        "raw_code",
+        "received_at",
+    }
+    assert "unmapped code: easypost status=teleported" in done.stderr
+    assert "unmapped code: easypost status_detail=drone_handoff" in done.stderr
+
+
+def test_normalize_explains_what_it_cannot_read() -> None:
+    done = run("normalize", "--carrier", "generic", str(EVENTS / "generic" / "missing_offset.json"))
+    assert done.returncode == 1
+    assert "timezone" in done.stderr
+    assert run("normalize", "--carrier", "pony", str(EVENTS / "generic" / "missing_offset.json")).returncode == 2
+
+
+def test_carriers_lists_every_source_with_its_ingest_mode_and_scheme() -> None:
+    done = run("carriers")
+    assert done.returncode == 0
+    lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    assert set(lines) == {"generic", "easypost"}
+    assert "push" in lines["easypost"]
+    assert "x-hmac-signature" in lines["easypost"]
+    assert "NFKD" in lines["easypost"]
+    assert "shiplight-signature" in lines["generic"]

@@ -1,0 +1,103 @@
+"""In-memory stand-ins implementing the same Protocols as the data layer.
+
+``tests/integration/test_store_contract.py`` runs one scenario against both this fake
+and the DynamoDB store, so the fake cannot drift from the real semantics; mypy checks
+it against the Protocols (``make typecheck``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from shared.dal.shipments import Commit
+from shared.errors import Conflict
+from shared.logic.process import EventPublisher, ShipmentStore
+from shared.models.shipment import OutboxEntry, Partition, QuarantineRecord, Shipment, StoredEvent, TrackingKey
+
+
+class InMemoryShipmentStore:
+    def __init__(self) -> None:
+        self.shipments: dict[str, Shipment] = {}
+        self.events: dict[str, dict[str, StoredEvent]] = {}
+        self.outbox: dict[str, dict[int, OutboxEntry]] = {}
+        self.tracking: dict[TrackingKey, str] = {}
+        self.quarantined: list[QuarantineRecord] = []
+        self.commits = 0
+        self.fail_next_commit: Exception | None = None
+
+    def resolve(self, keys: Collection[TrackingKey]) -> dict[TrackingKey, str]:
+        return {key: self.tracking[key] for key in keys if key in self.tracking}
+
+    def load(self, shipment_id: str) -> Partition | None:
+        shipment = self.shipments.get(shipment_id)
+        if shipment is None:
+            return None
+        return Partition(
+            shipment=shipment,
+            events=list(self.events.get(shipment_id, {}).values()),
+            outbox=sorted(self.outbox.get(shipment_id, {}).values(), key=lambda e: e.sequence),
+        )
+
+    def commit(self, commit: Commit) -> None:
+        if self.fail_next_commit is not None:
+            error, self.fail_next_commit = self.fail_next_commit, None
+            raise error
+        shipment = commit.shipment
+        current = self.shipments.get(shipment.shipment_id)
+        if commit.expected_version is None and current is not None:
+            raise Conflict("exists")
+        if commit.expected_version is not None and (current is None or current.version != commit.expected_version):
+            raise Conflict("version moved")
+        if any(key in self.tracking for key in commit.claim_keys):
+            raise Conflict("tracking number taken")
+        stored = self.events.setdefault(shipment.shipment_id, {})
+        if any(s.event.event_id in stored for s in commit.events):
+            raise Conflict("event exists")
+        self.commits += 1
+        self.shipments[shipment.shipment_id] = shipment
+        for key in commit.claim_keys:
+            self.tracking[key] = shipment.shipment_id
+        for s in commit.events:
+            stored[s.event.event_id] = s
+        for entry in commit.outbox:
+            self.outbox.setdefault(shipment.shipment_id, {})[entry.sequence] = entry
+
+    def delete_outbox(self, entries: Sequence[OutboxEntry]) -> None:
+        for entry in entries:
+            self.outbox.get(entry.shipment_id, {}).pop(entry.sequence, None)
+
+    def quarantine(self, record: QuarantineRecord) -> None:
+        self.quarantined.append(record)
+
+
+class RecordingPublisher:
+    """Keeps what was published; can fail, or crash the process, on demand."""
+
+    def __init__(self) -> None:
+        self.published: list[OutboxEntry] = []
+        self.calls = 0
+        self.reject_next: int = 0  # entries EventBridge answers with an error code
+        self.crash_next: BaseException | None = None
+
+    def publish(self, entries: Sequence[OutboxEntry]) -> list[OutboxEntry]:
+        if self.crash_next is not None:
+            crash, self.crash_next = self.crash_next, None
+            raise crash
+        failed: list[OutboxEntry] = []
+        for start in range(0, len(entries), 10):
+            self.calls += 1
+            for entry in entries[start : start + 10]:
+                if self.reject_next:
+                    self.reject_next -= 1
+                    failed.append(entry)
+                else:
+                    self.published.append(entry)
+        return failed
+
+
+class ProcessCrash(BaseException):
+    """Stands for the Lambda process dying (timeout, out of memory): nothing catches it."""
+
+
+_store_is_a_store: ShipmentStore = InMemoryShipmentStore()
+_publisher_is_a_publisher: EventPublisher = RecordingPublisher()

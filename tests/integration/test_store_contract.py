@@ -1,0 +1,117 @@
+"""The in-memory fake and the DynamoDB store keep the same promises (so unit tests on the
+fake say something true about production)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from moto import mock_aws
+
+from infra.local.stack import deploy
+from infra.local.template import Template
+from shared.dal.shipments import Commit, DynamoShipmentStore
+from shared.errors import Conflict
+from shared.logic.process import ShipmentStore
+from shared.models.canonical import Milestone
+from shared.models.shipment import OutboxEntry, Shipment, StoredEvent, TrackingKey
+from tests.builders import T0, scan
+from tests.fakes import InMemoryShipmentStore
+
+KEY = TrackingKey("ups", "1Z4Y0A190348261953")
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> Iterator[ShipmentStore]:
+    if request.param == "fake":
+        yield InMemoryShipmentStore()
+        return
+    with mock_aws():
+        stack = deploy(Template.load())
+        yield DynamoShipmentStore(stack.ref("ShipmentsTable"))
+
+
+def shipment(version: int = 1, **changes: object) -> Shipment:
+    return Shipment(
+        shipment_id="shp_contract",
+        carrier=KEY.carrier,
+        tracking_number=KEY.tracking_number,
+        public_token="t" * 24,
+        created_at=T0,
+        updated_at=T0,
+        first_source="generic",
+        version=version,
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def entry(sequence: int) -> OutboxEntry:
+    return OutboxEntry(
+        shipment_id="shp_contract",
+        sequence=sequence,
+        detail_type="Shipment Milestone Reached",
+        detail={"sequence": sequence},
+        created_at=T0,
+    )
+
+
+def test_create_load_update_and_drain(store: ShipmentStore) -> None:
+    first = StoredEvent(scan(Milestone.PICKED_UP, 1), "generic")
+    store.commit(Commit(shipment(1, status=Milestone.PICKED_UP), None, [first], [entry(1)], [KEY]))
+    assert store.resolve([KEY, TrackingKey("ups", "1Z000")]) == {KEY: "shp_contract"}
+
+    partition = store.load("shp_contract")
+    assert partition is not None
+    assert partition.shipment.status is Milestone.PICKED_UP
+    assert [s.event for s in partition.events] == [first.event]
+    assert partition.events[0].source == "generic"
+    assert [e.sequence for e in partition.outbox] == [1]
+
+    second = StoredEvent(scan(Milestone.ARRIVED_HUB, 9), "easypost")
+    store.commit(Commit(shipment(2, status=Milestone.ARRIVED_HUB), 1, [second], [entry(2)]))
+    store.delete_outbox([entry(1)])
+    partition = store.load("shp_contract")
+    assert partition is not None
+    assert partition.shipment.version == 2
+    assert {s.event.event_id for s in partition.events} == {first.event.event_id, second.event.event_id}
+    assert [e.sequence for e in partition.outbox] == [2]
+    assert store.load("shp_missing") is None
+
+
+def test_conflicts_leave_nothing_half_written(store: ShipmentStore) -> None:
+    event = StoredEvent(scan(Milestone.PICKED_UP, 1), "generic")
+    store.commit(Commit(shipment(1), None, [event], [], [KEY]))
+    later = StoredEvent(scan(Milestone.DELIVERED, 40), "generic")
+    # a second creation of the same shipment
+    with pytest.raises(Conflict):
+        store.commit(Commit(shipment(1), None, [later], [], []))
+    # a stale version
+    with pytest.raises(Conflict):
+        store.commit(Commit(shipment(3), 2, [later], [entry(1)]))
+    # an event already stored
+    with pytest.raises(Conflict):
+        store.commit(Commit(shipment(2), 1, [event, later], [entry(1)]))
+    # a tracking number another shipment owns
+    other = shipment(1).model_copy(update={"shipment_id": "shp_other", "tracking_number": "1Z999"})
+    with pytest.raises(Conflict):
+        store.commit(Commit(other, None, [], [], [KEY]))
+    partition = store.load("shp_contract")
+    assert partition is not None
+    assert partition.shipment.version == 1
+    assert [s.event.event_id for s in partition.events] == [event.event.event_id]
+    assert partition.outbox == []
+    assert store.load("shp_other") is None
+
+
+def test_events_load_in_instant_order_whatever_the_write_order(store: ShipmentStore) -> None:
+    late, early = (
+        StoredEvent(scan(Milestone.DELIVERED, 48), "easypost"),
+        StoredEvent(scan(Milestone.PICKED_UP, 1), "generic"),
+    )
+    store.commit(Commit(shipment(1), None, [late], [], [KEY]))
+    store.commit(Commit(shipment(2), 1, [early], []))
+    partition = store.load("shp_contract")
+    assert partition is not None
+    ordered = sorted(partition.events, key=lambda s: s.event.sort_key)
+    assert [s.event.occurred_at for s in ordered] == [T0 + timedelta(hours=1), T0 + timedelta(hours=48)]
