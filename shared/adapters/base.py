@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -81,6 +80,8 @@ class MappingTable:
     @classmethod
     @cache
     def load(cls, name: str) -> MappingTable:
+        import tomllib  # on first use: tables load once per process
+
         with open(MAPPINGS / f"{name}.toml", "rb") as handle:
             return cls(name, tomllib.load(handle))
 
@@ -96,6 +97,8 @@ class MappingTable:
 @cache
 def carrier_aliases() -> dict[str, str]:
     """Aggregators' carrier names (``FedEx``, ``DHLExpress``…) → Shiplight carrier ids."""
+    import tomllib
+
     with open(MAPPINGS / "carriers.toml", "rb") as handle:
         data = tomllib.load(handle)
     return {alias.upper(): carrier for carrier, aliases in data["carriers"].items() for alias in aliases}

@@ -8,13 +8,16 @@ history, so no offsets are hand-kept anywhere.
 
 from __future__ import annotations
 
-import csv
-import tomllib
 from datetime import datetime
 from functools import cache
-from importlib import resources
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+# csv, tomllib, importlib.resources and zoneinfo are imported on first use: the data files
+# are read once per process, and a cold start that meets no local time never pays for them.
 
 _HERE = Path(__file__).parent
 
@@ -22,6 +25,8 @@ _HERE = Path(__file__).parent
 @cache
 def _countries() -> dict[str, str]:
     """Upper-cased alpha-2, alpha-3 and names → alpha-2."""
+    import csv
+
     index: dict[str, str] = {}
     with open(_HERE / "countries.csv", encoding="utf-8", newline="") as handle:
         rows = csv.reader(line for line in handle if not line.startswith("#"))
@@ -43,6 +48,8 @@ def normalize_country(value: str | None) -> str | None:
 
 @cache
 def _zone_tab() -> dict[str, tuple[str, ...]]:
+    from importlib import resources
+
     zones: dict[str, list[str]] = {}
     text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
     for line in text.splitlines():
@@ -55,12 +62,16 @@ def _zone_tab() -> dict[str, tuple[str, ...]]:
 
 @cache
 def _mapping() -> dict[str, dict[str, object]]:
+    import tomllib
+
     with open(_HERE / "timezones.toml", "rb") as handle:
         return tomllib.load(handle)
 
 
 @cache
 def zone(name: str) -> ZoneInfo:
+    from zoneinfo import ZoneInfo
+
     return ZoneInfo(name)
 
 
