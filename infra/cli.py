@@ -97,14 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the embedded local stack (moto + the template's routes)")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--port", type=int, help="default 3000, or any free port if 3000 is taken")
     serve.add_argument("--secrets", type=Path, help='JSON file {"<source>": ["secret", ...]}')
     serve.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
     serve.add_argument("--echo-logs", action="store_true", help="also print the functions' logs to stderr")
     serve.set_defaults(run=_cmd_serve)
 
     demo = commands.add_parser("demo", help="replay signed carrier webhooks through the local stack")
-    demo.add_argument("--port", type=int, default=3000)
+    demo.add_argument("--port", type=int, help="default 3000, or any free port if 3000 is taken")
     demo.add_argument("--no-serve", action="store_true", help="exit after the summary")
     demo.add_argument("--summary-json", type=Path, help="write the summary counts as JSON")
     demo.add_argument("--state-dir", type=Path, default=Path(".shiplight"))

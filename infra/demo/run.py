@@ -22,7 +22,7 @@ from shared.models.views import STATUS_LABELS
 
 @dataclass
 class DemoOptions:
-    port: int = 3000
+    port: int | None = None
     serve: bool = True
     summary_json: Path | None = None
     state_dir: Path = Path(".shiplight")

@@ -25,6 +25,7 @@ from shared.dal.aws import reset_clients
 from shared.dal.secrets import forget_cached_secrets
 
 BUS_TAP_QUEUE = "shiplight-local-bus-tap"
+DEFAULT_PORT = 3000
 
 
 def free_port() -> int:
@@ -36,7 +37,7 @@ def free_port() -> int:
 
 @dataclass
 class RuntimeOptions:
-    port: int = 3000
+    port: int | None = None  # None: 3000 if free, else any free port
     moto_port: int = 0  # 0: any free port
     state_dir: Path = Path(".shiplight")
     secrets: dict[str, list[str]] | None = None  # the webhook secrets document
@@ -109,9 +110,7 @@ class LocalRuntime:
             log_dir=options.state_dir / "logs",
             echo_logs=options.echo_logs,
         )
-        self.gateway = LocalGateway(
-            template.http_routes(), self.host.invoke, now=clock.now, port=options.port, local_routes=self._local_routes
-        )
+        self.gateway = self._gateway(template)
         self.gateway.start()
         sqs = aws_client("sqs", self.endpoint)
         for source in template.queue_sources():
@@ -126,6 +125,21 @@ class LocalRuntime:
             poller.start()
             self.pollers.append(poller)
         return self
+
+    def _gateway(self, template: Template) -> LocalGateway:
+        host = self.require_host()
+
+        def on(port: int) -> LocalGateway:
+            return LocalGateway(
+                template.http_routes(), host.invoke, now=clock.now, port=port, local_routes=self._local_routes
+            )
+
+        if self.options.port is not None:
+            return on(self.options.port)
+        try:
+            return on(DEFAULT_PORT)
+        except OSError:  # 3000 is taken: any free port will do, the URLs are printed
+            return on(0)
 
     def stop(self) -> None:
         for poller in self.pollers:
