@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from infra.formats.generic import generic_body, generic_event
 from shared.adapters.base import CodeMapping, ResolvedTime, build_event, location
 from shared.envelope import build_envelope
 from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone, TimeSource
@@ -32,6 +33,24 @@ def scan(
         description=f"{milestone.value if milestone else 'note'} at {city}",
         raw_code=raw_code or (milestone.value if milestone else "note"),
         received_at=at + timedelta(minutes=5),
+    )
+
+
+def generic_scans(*scans: tuple[str, float], tracking_number: str = "1Z4Y0A190348261953") -> bytes:
+    """A generic webhook body with one UPS scan per ``(code, hours after T0)``."""
+    return generic_body(
+        [
+            generic_event(
+                carrier="ups",
+                tracking_number=tracking_number,
+                code=code,
+                occurred_at=T0 + timedelta(hours=hours),
+                city="Reno",
+                region="NV",
+                country="US",
+            )
+            for code, hours in scans
+        ]
     )
 
 

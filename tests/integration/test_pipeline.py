@@ -7,12 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from infra.formats.generic import generic_body, generic_event
 from shared import clock
 from shared.clock import FrozenClock
 from shared.dal.bus import EventBridgePublisher
 from shared.envelope import build_envelope
-from tests.builders import T0
+from tests.builders import T0, generic_scans
 from tests.conftest import event_bytes
 from tests.fakes import ProcessCrash
 from tests.integration.conftest import Deployed
@@ -27,20 +26,8 @@ def frozen_clock() -> FrozenClock:
     return frozen
 
 
-def one_scan(code: str = "handed_to_carrier", hours: float = 6, number: str = "1Z4Y0A190348261953") -> bytes:
-    return generic_body(
-        [
-            generic_event(
-                carrier="ups",
-                tracking_number=number,
-                code=code,
-                occurred_at=T0 + timedelta(hours=hours),
-                city="Reno",
-                region="NV",
-                country="US",
-            )
-        ]
-    )
+def one_scan(code: str = "handed_to_carrier", hours: float = 6) -> bytes:
+    return generic_scans((code, hours))
 
 
 def events_stored(deployed: Deployed) -> list[dict]:  # type: ignore[type-arg]
@@ -105,14 +92,7 @@ def test_a_crash_between_the_write_and_the_publish_publishes_exactly_once(
         return real_publish(self, entries)
 
     monkeypatch.setattr(EventBridgePublisher, "publish", crash_once)
-    body = generic_body(
-        [
-            generic_event(
-                carrier="ups", tracking_number="1Z4Y0A190348261953", code=code, occurred_at=T0 + timedelta(hours=h)
-            )
-            for code, h in (("packed", 0), ("handed_to_carrier", 6), ("arrived_hub", 20))
-        ]
-    )
+    body = generic_scans(("packed", 0), ("handed_to_carrier", 6), ("arrived_hub", 20))
     assert deployed.post_webhook("generic", body).status == 202
     poller = deployed.poller(retry_delay=0)
     with pytest.raises(ProcessCrash):

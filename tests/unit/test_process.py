@@ -7,14 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from infra.formats.generic import generic_body, generic_event
 from shared import clock
 from shared.clock import FrozenClock
 from shared.errors import DependencyUnavailable
 from shared.logic.process import MILESTONE_REACHED, BatchOutcome, Staged, commit_batch, stage
 from shared.models.canonical import Milestone
 from shared.models.shipment import TrackingKey
-from tests.builders import T0, envelope_json
+from tests.builders import T0, envelope_json, generic_scans
 from tests.fakes import InMemoryShipmentStore, ProcessCrash, RecordingPublisher
 
 KEY = TrackingKey("ups", "1Z4Y0A190348261953")
@@ -27,21 +26,7 @@ JOURNEY = [
 ]
 
 
-def body_of(*scans: tuple[str, float], tracking_number: str = KEY.tracking_number) -> bytes:
-    return generic_body(
-        [
-            generic_event(
-                carrier="ups",
-                tracking_number=tracking_number,
-                code=code,
-                occurred_at=T0 + timedelta(hours=hours),
-                city="Reno",
-                region="NV",
-                country="US",
-            )
-            for code, hours in scans
-        ]
-    )
+body_of = generic_scans
 
 
 class Harness:
