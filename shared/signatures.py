@@ -144,3 +144,64 @@ class TimestampedHmacSignature:
                 matched |= _matches(expected, presented, self.encoding)
         if not matched:
             raise Unauthorized(f"{self.header} does not match the body")
+
+
+@dataclass(frozen=True)
+class KeySuffixSha256:
+    """``<header>: <hex>`` = SHA-256 (a plain hash, not an HMAC) of ``body + "/" + key``.
+
+    17TRACK's push notifications sign this way (header ``sign``).
+    """
+
+    header: str
+
+    @property
+    def description(self) -> str:
+        return f"{self.header}: SHA-256 hex of the raw body + '/' + key (not an HMAC)"
+
+    def sign(self, body: bytes, secret: str) -> str:
+        return hashlib.sha256(body + b"/" + secret.encode("utf-8")).hexdigest()
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now: float) -> None:
+        value = _header(headers, self.header)
+        _require_secrets(secrets)
+        matched = False
+        for secret in secrets:
+            matched |= _matches(self.sign(body, secret), value, "hex")
+        if not matched:
+            raise Unauthorized(f"{self.header} does not match the body")
+
+
+@dataclass(frozen=True)
+class StaticToken:
+    """A configured credential sent as is, in one of several headers (no payload signature).
+
+    UPS Track Alert sends ``Authorization: Bearer <token>`` and/or ``x-api-key``; DHL's push
+    API sends the token the subscription named, in the header it named. Anyone holding the
+    token can post, so these sources rely on TLS and on the processor's idempotency.
+    """
+
+    headers: tuple[tuple[str, str], ...]  # (header, prefix before the token)
+
+    @property
+    def description(self) -> str:
+        forms = " or ".join(f"{header}: {prefix}<token>" for header, prefix in self.headers)
+        return f"static credential ({forms}) compared with the configured tokens"
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now: float) -> None:
+        presented = [
+            (value[len(prefix) :] if value.lower().startswith(prefix.lower()) else None)
+            for header, prefix in self.headers
+            if (value := headers.get(header))
+        ]
+        if not presented:
+            raise Unauthorized("missing " + " or ".join(header for header, _ in self.headers) + " header")
+        _require_secrets(secrets)
+        matched = False
+        for token in presented:
+            for secret in secrets:
+                matched |= token is not None and hmac.compare_digest(
+                    token.strip().encode("utf-8", "replace"), secret.encode("utf-8")
+                )
+        if not matched:
+            raise Unauthorized("the webhook credential is not one of the configured tokens")

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared.errors import NotFound, Unauthorized
-from shared.signatures import HmacSignature, SignatureScheme, TimestampedHmacSignature
+from shared.signatures import (
+    HmacSignature,
+    KeySuffixSha256,
+    SignatureScheme,
+    StaticToken,
+    TimestampedHmacSignature,
+)
 
 Ingest = Literal["push", "poll", "both"]
 Kind = Literal["aggregator", "carrier", "partner"]
@@ -25,6 +31,12 @@ EASYPOST_SIGNATURE = HmacSignature(
     prefix="hmac-sha256-hex=",
     secret_normalization="NFKD",  # noqa: S106 - a Unicode normal form, not a secret
 )
+AFTERSHIP_SIGNATURE = HmacSignature(header="aftership-hmac-sha256", encoding="base64")
+SHIPPO_SIGNATURE = TimestampedHmacSignature(header="shippo-auth-signature", tolerance_seconds=300)
+SEVENTEENTRACK_SIGNATURE = KeySuffixSha256(header="sign")
+FEDEX_SIGNATURE = HmacSignature(header="fdx-signature", encoding="base64")
+UPS_CREDENTIAL = StaticToken(headers=(("authorization", "Bearer "), ("x-api-key", "")))
+DHL_CREDENTIAL = StaticToken(headers=(("shiplight-webhook-token", ""),))
 
 
 @dataclass(frozen=True)
@@ -51,21 +63,36 @@ SOURCES: dict[str, Source] = {
     source.name: source
     for source in (
         Source(
-            name="generic",
-            title="Shiplight generic (warehouses, 3PLs, merchant systems)",
-            kind="partner",
-            ingest="push",
-            adapter="shared.adapters.generic",
-            signature=GENERIC_SIGNATURE,
+            "generic",
+            "Shiplight generic (warehouses, 3PLs, merchant systems)",
+            "partner",
+            "push",
+            "shared.adapters.generic",
+            GENERIC_SIGNATURE,
         ),
+        Source("easypost", "EasyPost", "aggregator", "push", "shared.adapters.easypost", EASYPOST_SIGNATURE),
+        Source("aftership", "AfterShip", "aggregator", "push", "shared.adapters.aftership", AFTERSHIP_SIGNATURE),
+        Source("shippo", "Shippo", "aggregator", "push", "shared.adapters.shippo", SHIPPO_SIGNATURE),
         Source(
-            name="easypost",
-            title="EasyPost",
-            kind="aggregator",
-            ingest="push",
-            adapter="shared.adapters.easypost",
-            signature=EASYPOST_SIGNATURE,
+            "seventeentrack",
+            "17TRACK",
+            "aggregator",
+            "both",
+            "shared.adapters.seventeentrack",
+            SEVENTEENTRACK_SIGNATURE,
         ),
+        Source("ups", "UPS (Track API, Track Alert)", "carrier", "both", "shared.adapters.ups", UPS_CREDENTIAL),
+        Source(
+            "fedex",
+            "FedEx (Track API, Advanced Integrated Visibility)",
+            "carrier",
+            "both",
+            "shared.adapters.fedex",
+            FEDEX_SIGNATURE,
+        ),
+        # USPS's tracking subscriptions document no verifiable signature: polled only.
+        Source("usps", "USPS (Tracking v3)", "carrier", "poll", "shared.adapters.usps", None),
+        Source("dhl", "DHL (Shipment Tracking - Unified)", "carrier", "both", "shared.adapters.dhl", DHL_CREDENTIAL),
     )
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,19 +22,31 @@ from shared.models.canonical import (
     compute_event_id,
 )
 from shared.models.geo import normalize_country, zone_for
+from shared.models.shipment import TrackingKey
 
 MAPPINGS = Path(__file__).parent / "mappings"
 
 
+@dataclass(frozen=True)
+class LegLink:
+    """Two tracking numbers of one parcel: the shipper carrier's and the last-mile carrier's
+    (17TRACK ``providers``, UPS ``alternateTrackingNumber``, AfterShip ``last_mile``…).
+    Both resolve to the same shipment and feed one timeline."""
+
+    first: TrackingKey
+    last_mile: TrackingKey
+
+
 @dataclass
 class NormalizeResult:
-    """What one payload says: its canonical events, the codes no table knew, and, for a
-    well-formed payload that carries no tracking (an EasyPost ``batch.created``, say),
-    why it was ignored."""
+    """What one payload says: its canonical events, the codes no table knew, the legs it
+    links, and, for a well-formed payload that carries no tracking (an EasyPost
+    ``batch.created``, a carrier's "not found" answer), why it was ignored."""
 
     events: list[CanonicalEvent] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
     ignored: str | None = None
+    legs: list[LegLink] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- mappings
@@ -208,6 +220,62 @@ def time_from_local(value: datetime, place: Location | None) -> ResolvedTime:
     local = naive.replace(tzinfo=tz, fold=0)
     instant = local.astimezone(UTC)
     return ResolvedTime(instant, instant.astimezone(tz), TimeSource.LOCATION_TZ)
+
+
+_OFFSET = re.compile(r"^(?:GMT|UTC)?\s*([+-])(\d{1,2})(?:[:.]?(\d{2}))?$")
+
+
+def parse_offset(value: object) -> timedelta | None:
+    """A UTC offset as carriers write it: ``-05:00``, ``-7:00`` (USPS), ``-04.00`` (UPS Track
+    Alert), ``+0200`` (GLS), ``+8`` (Yanwen), ``GMT-04:00``, ``Z``; ``None`` if unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text in ("Z", "z", "UTC", "GMT"):
+        return timedelta(0)
+    found = _OFFSET.match(text)
+    if not found:
+        return None
+    sign, hours, minutes = found.groups()
+    delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
+    if delta > timedelta(hours=14):
+        return None
+    return -delta if sign == "-" else delta
+
+
+def time_with_offset(local: datetime, offset: timedelta, place: Location | None = None) -> ResolvedTime:
+    """Local wall time plus the offset the carrier gave separately (USPS ``GMTOffset``…)."""
+    aware = local.replace(tzinfo=timezone(offset))
+    return time_from_aware(aware, place)
+
+
+def time_from_utc(utc: datetime, local: datetime | None, place: Location | None) -> ResolvedTime:
+    """A carrier's UTC field (UPS ``gmtDate/gmtTime``, USPS ``GMTTimestamp``, 17TRACK
+    ``time_utc``), with its local twin when given: the instant comes from UTC; the local
+    time keeps the carrier's wall clock, with the offset the two imply."""
+    instant = (utc if utc.tzinfo else utc.replace(tzinfo=UTC)).astimezone(UTC)
+    if local is not None and local.tzinfo is not None:
+        return ResolvedTime(instant, local, TimeSource.CARRIER_OFFSET)
+    if local is not None:
+        # Local and UTC fields can disagree by seconds (USPS truncates one to the minute):
+        # the implied offset is rounded to the quarter hour every real offset is a multiple of.
+        implied = local - instant.replace(tzinfo=None)
+        offset = timedelta(minutes=round(implied.total_seconds() / 900) * 15)
+        if abs(offset) <= timedelta(hours=14):
+            return ResolvedTime(instant, instant.astimezone(timezone(offset)), TimeSource.CARRIER_OFFSET)
+    return time_from_aware(instant, place)
+
+
+def parse_compact(date: object, time: object = None) -> datetime:
+    """``YYYYMMDD`` with ``HHMMSS`` / ``HMMSS`` (UPS drops the leading zero) / ``HH:MM:SS``."""
+    if not isinstance(date, str) or not re.fullmatch(r"\d{8}", date.strip()):
+        raise PayloadError(f"date {str(date)[:20]!r} is not YYYYMMDD")
+    clock = re.sub(r"\D", "", time) if isinstance(time, str) else ""
+    clock = clock.zfill(6)[:6] if clock else "000000"
+    try:
+        return datetime.strptime(date.strip() + clock, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise PayloadError(f"date/time {date!r} {time!r} is not a valid instant") from None
 
 
 def parse_iso(value: object) -> datetime:
