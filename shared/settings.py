@@ -41,6 +41,19 @@ class ProcessorSettings:
     shipments_table: str
     event_bus_name: str
     raw_archive_bucket: str
+    poll_sources: str = ""  # comma list of sources the poller may call (POLL_SOURCES)
+
+
+@dataclasses.dataclass(frozen=True)
+class PollerSettings:
+    """carrier_poller."""
+
+    shipments_table: str
+    ingest_queue_url: str
+    raw_archive_bucket: str
+    carrier_credentials_arn: str
+    carrier_api_urls: str = ""  # JSON {"<source>": "<base URL>"}: overrides the carriers' production hosts
+    carrier_rate_limits: str = ""  # JSON {"<source>": [requests per second, burst]}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,9 +15,11 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from infra.fake_carriers import FAKE_CREDENTIALS, CarrierWorld, FakeCarrierApi
 from infra.local.functions import FunctionHost
 from infra.local.gateway import LocalGateway
 from infra.local.pollers import QueuePoller
+from infra.local.scheduler import LocalScheduler
 from infra.local.stack import DEFAULT_STACK, LocalStack, aws_client, deploy
 from infra.local.template import REGION, TEMPLATE_PATH, Template
 from shared import clock
@@ -47,6 +49,10 @@ class RuntimeOptions:
     stack_name: str = DEFAULT_STACK
     template: Path | None = None
     parameters: dict[str, str] = field(default_factory=dict)
+    fake_carriers: bool = True  # serve the carriers' tracking APIs locally and point the poller at them
+    carrier_world: CarrierWorld | None = None  # what the fake carriers know (the simulator fills it)
+    carrier_rate_limits: dict[str, tuple[float, float]] | None = None  # the fake carriers' limits
+    schedules: bool = True  # fire the template's schedules on the runtime's clock
 
 
 class LocalRuntime:
@@ -60,6 +66,8 @@ class LocalRuntime:
         self.host: FunctionHost | None = None
         self.gateway: LocalGateway | None = None
         self.pollers: list[QueuePoller] = []
+        self.scheduler: LocalScheduler | None = None
+        self.carriers: FakeCarrierApi | None = None
         self._saved_env: dict[str, str | None] = {}
         self._tap_url = ""
 
@@ -93,13 +101,17 @@ class LocalRuntime:
         if options.clock is not None:
             clock.install(options.clock)
 
-        template = Template.load(options.template or TEMPLATE_PATH, options.parameters)
-        secret_values = {}
+        parameters = dict(options.parameters)
+        secret_values: dict[str, str] = {}
+        if options.fake_carriers:
+            self.carriers = FakeCarrierApi(
+                options.carrier_world or CarrierWorld(now=clock.now), rate_limits=options.carrier_rate_limits
+            ).start()
+            parameters.setdefault("CarrierApiUrls", json.dumps(self.carriers.base_urls()))
+            secret_values["CarrierCredentials"] = json.dumps(FAKE_CREDENTIALS)
         if options.secrets is not None:
-            secret_values = {
-                logical_id: json.dumps(options.secrets)
-                for logical_id, _ in template.of_type("AWS::SecretsManager::Secret")
-            }
+            secret_values["WebhookSecrets"] = json.dumps(options.secrets)
+        template = Template.load(options.template or TEMPLATE_PATH, parameters)
         self.stack = deploy(
             template, endpoint_url=self.endpoint, stack_name=options.stack_name, secret_values=secret_values
         )
@@ -124,6 +136,11 @@ class LocalRuntime:
             )
             poller.start()
             self.pollers.append(poller)
+        if options.schedules:
+            self.scheduler = LocalScheduler(
+                template.schedules(), now=clock.now, invoke=self.host.invoke, stack_name=options.stack_name
+            )
+            self.scheduler.start()
         return self
 
     def _gateway(self, template: Template) -> LocalGateway:
@@ -142,8 +159,12 @@ class LocalRuntime:
             return on(0)
 
     def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.stop()
         for poller in self.pollers:
             poller.stop()
+        if self.carriers:
+            self.carriers.stop()
         if self.gateway:
             self.gateway.stop()
         if self.host:
@@ -231,7 +252,11 @@ class LocalRuntime:
         deadline = time.monotonic() + timeout
         quiet = 0
         while time.monotonic() < deadline:
-            busy = (self.host is not None and self.host.busy) or any(p.in_flight for p in self.pollers)
+            busy = (
+                (self.host is not None and self.host.busy)
+                or any(p.in_flight for p in self.pollers)
+                or (self.scheduler is not None and self.scheduler.in_flight)
+            )
             depth = sum(self.queue_depth(p.source.queue) for p in self.pollers)
             quiet = quiet + 1 if not busy and depth == 0 else 0
             if quiet >= 3:

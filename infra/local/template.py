@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,27 @@ class QueueSource:
     batch_size: int
     batching_window_seconds: int
     report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class ScheduleSource:
+    """A ``Schedule``/``ScheduleV2`` event of a function (``rate(…)`` expressions)."""
+
+    function: str
+    name: str
+    expression: str
+
+    @property
+    def period(self) -> timedelta:
+        found = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", self.expression.strip())
+        if not found:
+            raise TemplateError(
+                f"{self.function}.{self.name}: only rate(…) schedules run locally, not {self.expression}"
+            )
+        amount, unit = int(found.group(1)), found.group(2).rstrip("s")
+        return {"minute": timedelta(minutes=amount), "hour": timedelta(hours=amount), "day": timedelta(days=amount)}[
+            unit
+        ]
 
 
 @dataclass
@@ -235,6 +257,14 @@ class Template:
         ]
         # Literal segments win over parameters, as API Gateway matches the most specific route.
         return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
+
+    def schedules(self) -> list[ScheduleSource]:
+        return [
+            ScheduleSource(function=name, name=event_name, expression=str(event["Properties"]["Schedule"]))
+            for name, spec in self.functions().items()
+            for event_name, event in spec.events.items()
+            if event.get("Type") in ("Schedule", "ScheduleV2")
+        ]
 
     def queue_sources(self) -> list[QueueSource]:
         sources: list[QueueSource] = []

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.clock import isoformat_z
-from shared.models.canonical import CanonicalEvent
+from shared.models.canonical import CanonicalEvent, sortable_text
 from shared.models.shipment import OutboxEntry, QuarantineRecord, Shipment, StoredEvent, TrackingKey
 
 META = "META"
@@ -41,9 +41,7 @@ def tracking_pk(key: TrackingKey) -> str:
     return f"TRK#{key.carrier}#{key.tracking_number}"
 
 
-def sortable_instant(instant: datetime) -> str:
-    """Fixed-width UTC text, so the sort key orders by instant."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+sortable_instant = sortable_text
 
 
 def event_sk(event: CanonicalEvent) -> str:
@@ -71,12 +69,10 @@ def event_from_item(item: dict[str, Any]) -> StoredEvent:
 
 
 def shipment_item(shipment: Shipment) -> dict[str, Any]:
-    return {
-        "pk": shipment_pk(shipment.shipment_id),
-        "sk": META,
-        "entity": "shipment",
-        **shipment.model_dump(mode="json"),
-    }
+    """The record, without empty attributes: the poll and due-index keys must be absent
+    (not null) for a shipment to leave a sparse index."""
+    fields = {name: value for name, value in shipment.model_dump(mode="json").items() if value is not None}
+    return {"pk": shipment_pk(shipment.shipment_id), "sk": META, "entity": "shipment", **fields}
 
 
 def shipment_from_item(item: dict[str, Any]) -> Shipment:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.clock import isoformat_z
 from shared.dal.aws import aws_call, client, translate
 from shared.dal.codec import decode_item, encode, encode_item
 from shared.dal.items import (
@@ -25,6 +27,7 @@ from shared.dal.items import (
     shipment_from_item,
     shipment_item,
     shipment_pk,
+    sortable_instant,
     tracking_item,
     tracking_pk,
 )
@@ -39,6 +42,31 @@ from shared.models.shipment import (
 )
 
 TOKEN_INDEX = "ByToken"  # noqa: S105 - an index name, not a secret
+POLL_INDEX = "ByPollDue"
+
+
+@dataclass(frozen=True)
+class DueShipment:
+    """A shipment the poll due-index says is due (only the projected attributes)."""
+
+    shipment_id: str
+    poll_source: str
+    poll_number: str
+    poll_due_at: str  # as stored: the condition of the re-arm
+    status: str | None
+    created_at: str
+    last_event_at: str | None
+    last_push_at: str | None
+
+
+@dataclass
+class Absorbed:
+    """A shipment found to be another leg of the committed one: marked ``merged_into``,
+    its tracking numbers repointed (each only if it still points at it)."""
+
+    shipment: Shipment  # its record as stored after the merge
+    expected_version: int
+    repoint: list[TrackingKey] = field(default_factory=list)
 
 
 @dataclass
@@ -50,10 +78,12 @@ class Commit:
     events: list[StoredEvent] = field(default_factory=list)
     outbox: list[OutboxEntry] = field(default_factory=list)
     claim_keys: list[TrackingKey] = field(default_factory=list)  # tracking numbers to map to it
+    absorb: list[Absorbed] = field(default_factory=list)
 
     @property
     def size(self) -> int:
-        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys)
+        absorbed = sum(1 + len(a.repoint) for a in self.absorb)
+        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed
 
 
 class DynamoShipmentStore:
@@ -102,6 +132,72 @@ class DynamoShipmentStore:
             events=[event_from_item(item) for item in items if item["sk"].startswith(EVENT_PREFIX)],
             outbox=[outbox_from_item(item) for item in items if item["sk"].startswith(OUTBOX_PREFIX)],
         )
+
+    def due_for_poll(self, shard: str, now: datetime, page_size: int = 100) -> Iterator[DueShipment]:
+        """Shipments of one due-index shard whose poll time has come, oldest due first.
+
+        Reads only the index (its projection carries what the poller needs), never a Scan.
+        """
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": POLL_INDEX,
+            "KeyConditionExpression": "poll_shard = :shard AND poll_due_at <= :now",
+            "ExpressionAttributeValues": {":shard": encode(shard), ":now": encode(sortable_instant(now))},
+            "Limit": page_size,
+        }
+        ddb = client("dynamodb")
+        while True:
+            with aws_call("read the poll due-index"):
+                response = ddb.query(**request)
+            for raw in response.get("Items", []):
+                item = decode_item(raw)
+                yield DueShipment(
+                    shipment_id=item["pk"].removeprefix("SHP#"),
+                    poll_source=item["poll_source"],
+                    poll_number=item["poll_number"],
+                    poll_due_at=item["poll_due_at"],
+                    status=item.get("status"),
+                    created_at=item["created_at"],
+                    last_event_at=item.get("last_event_at"),
+                    last_push_at=item.get("last_push_at"),
+                )
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
+        """Move a polled shipment's due time (or take it out of the index); ``False`` if the
+        processor moved it meanwhile. The record's ``version`` advances, so a processor
+        holding an older copy re-reads before writing."""
+        key = {"pk": encode(shipment_pk(due.shipment_id)), "sk": encode(META)}
+        values: dict[str, Any] = {
+            ":old": encode(due.poll_due_at),
+            ":polled": encode(isoformat_z(polled_at)),
+            ":one": encode(1),
+        }
+        if next_due is None:
+            expression = (
+                "SET last_polled_at = :polled, version = version + :one "
+                "REMOVE poll_due_at, poll_shard, poll_source, poll_number"
+            )
+        else:
+            expression = "SET poll_due_at = :next, last_polled_at = :polled, version = version + :one"
+            values[":next"] = encode(sortable_instant(next_due))
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression="poll_due_at = :old",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(error, "re-arm a poll") from error
+        except BotoCoreError as error:
+            raise translate(error, "re-arm a poll") from error
+        return True
 
     def public_items(self, token: str) -> list[dict[str, Any]]:
         """What the tracking page may show, from the ``ByToken`` index (one Query)."""
@@ -161,6 +257,24 @@ class DynamoShipmentStore:
             )
         for entry in commit.outbox:
             actions.append(self._put(outbox_item(entry), "attribute_not_exists(pk)"))
+        for absorbed in commit.absorb:
+            actions.append(
+                self._put(
+                    shipment_item(absorbed.shipment),
+                    "#v = :v",
+                    names={"#v": "version"},
+                    values={":v": absorbed.expected_version},
+                )
+            )
+            for key in absorbed.repoint:
+                actions.append(
+                    self._put(
+                        tracking_item(key, shipment.shipment_id, shipment.updated_at),
+                        "#s = :s",
+                        names={"#s": "shipment_id"},
+                        values={":s": absorbed.shipment.shipment_id},
+                    )
+                )
         token = hashlib.sha256(f"{shipment.shipment_id}#{shipment.version}".encode()).hexdigest()[:36]
         try:
             client("dynamodb").transact_write_items(TransactItems=actions, ClientRequestToken=token)

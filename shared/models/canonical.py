@@ -96,6 +96,19 @@ UtcInstant = Annotated[
     AfterValidator(_utc),
     PlainSerializer(isoformat_z, return_type=str, when_used="json"),
 ]
+
+
+def sortable_text(value: datetime) -> str:
+    """Fixed-width UTC text (microseconds always present), so text order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# An instant used as a DynamoDB sort key (due-index times): compared as text.
+SortableInstant = Annotated[
+    AwareDatetime,
+    AfterValidator(_utc),
+    PlainSerializer(sortable_text, return_type=str, when_used="json"),
+]
 LocalTime = Annotated[
     AwareDatetime,
     PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.models.canonical import CanonicalEvent, Milestone, UtcInstant
+from shared.models.canonical import CanonicalEvent, Milestone, SortableInstant, UtcInstant
 
 
 class TrackingKey(NamedTuple):
@@ -51,10 +51,33 @@ class Shipment(BaseModel):
     event_count: int = 0
     sequence: int = 0  # of the last change published for this shipment
     version: int = 0  # optimistic-concurrency counter of the stored record
+    # Every tracking number of the parcel, "carrier:number": the shipper carrier's first,
+    # then a last-mile carrier's (DESIGN §3).
+    tracking_keys: list[str] = []
+    last_push_at: UtcInstant | None = None  # the last event a webhook brought
+    # Polling (a sparse index: present only while the shipment should be polled).
+    poll_source: str | None = None  # the source whose API the poller calls
+    poll_number: str | None = None
+    poll_due_at: SortableInstant | None = None
+    poll_shard: str | None = None
+    last_polled_at: UtcInstant | None = None
+    # Set when this record was found to be another leg of an existing shipment.
+    merged_into: str | None = None
+    merged_into_token: str | None = None
 
     @property
     def key(self) -> TrackingKey:
         return TrackingKey(self.carrier, self.tracking_number)
+
+    @property
+    def keys(self) -> list[TrackingKey]:
+        found = [parse_key(text) for text in self.tracking_keys] or [self.key]
+        return found if self.key in found else [self.key, *found]
+
+
+def parse_key(text: str) -> TrackingKey:
+    carrier, _, number = text.partition(":")
+    return TrackingKey(carrier, number)
 
 
 class OutboxEntry(BaseModel):

@@ -103,8 +103,13 @@ def test_carriers_lists_every_source_with_its_ingest_mode_and_scheme() -> None:
     done = run("carriers")
     assert done.returncode == 0
     lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
-    assert set(lines) == {"generic", "easypost"}
-    assert "push" in lines["easypost"]
+    assert set(lines) == {"generic", "easypost", "aftership", "shippo", "seventeentrack", "ups", "fedex", "usps", "dhl"}
+    modes = {name: line.split()[2] for name, line in lines.items()}
+    assert modes == {"generic": "push", "easypost": "push", "aftership": "push", "shippo": "push",
+                     "seventeentrack": "both", "ups": "both", "fedex": "both", "usps": "poll", "dhl": "both"}
     assert "x-hmac-signature" in lines["easypost"]
     assert "NFKD" in lines["easypost"]
+    assert "aftership-hmac-sha256" in lines["aftership"]
+    assert "base64" in lines["fedex"]
+    assert "(polled)" in lines["usps"]
     assert "shiplight-signature" in lines["generic"]

@@ -17,7 +17,12 @@ TEMPLATE = Template.load()
 
 def test_every_function_handler_exists() -> None:
     functions = TEMPLATE.functions()
-    assert set(functions) == {"WebhookReceiverFunction", "EventProcessorFunction", "PublicApiFunction"}
+    assert set(functions) == {
+        "WebhookReceiverFunction",
+        "EventProcessorFunction",
+        "PublicApiFunction",
+        "CarrierPollerFunction",
+    }
     for spec in functions.values():
         assert spec.runtime == "python3.12"
         tree = ast.parse(spec.module_path.read_text())
@@ -63,8 +68,8 @@ def test_local_tables_match_the_template(deployed: Deployed) -> None:
 
 
 def test_public_token_index_projects_no_private_attribute() -> None:
-    (index,) = TEMPLATE.properties("ShipmentsTable")["GlobalSecondaryIndexes"]
-    projected = set(index["Projection"]["NonKeyAttributes"])
+    indexes = {i["IndexName"]: i for i in TEMPLATE.properties("ShipmentsTable")["GlobalSecondaryIndexes"]}
+    projected = set(indexes["ByToken"]["Projection"]["NonKeyAttributes"])
     assert projected.isdisjoint({"order_id", "customer", "email", "phone", "address", "source", "raw_code", "version"})
 
 
