@@ -7,11 +7,15 @@ it against the Protocols (``make typecheck``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
 
-from shared.dal.shipments import Commit
+from shared.clock import isoformat_z
+from shared.dal.shipments import Commit, DueShipment
 from shared.errors import Conflict
+from shared.logic.poll import DueIndex
 from shared.logic.process import EventPublisher, ShipmentStore
+from shared.models.canonical import sortable_text
 from shared.models.shipment import OutboxEntry, Partition, QuarantineRecord, Shipment, StoredEvent, TrackingKey
 
 
@@ -23,6 +27,7 @@ class InMemoryShipmentStore:
         self.tracking: dict[TrackingKey, str] = {}
         self.quarantined: list[QuarantineRecord] = []
         self.commits = 0
+        self.index_reads = 0
         self.fail_next_commit: Exception | None = None
 
     def resolve(self, keys: Collection[TrackingKey]) -> dict[TrackingKey, str]:
@@ -53,10 +58,20 @@ class InMemoryShipmentStore:
         stored = self.events.setdefault(shipment.shipment_id, {})
         if any(s.event.event_id in stored for s in commit.events):
             raise Conflict("event exists")
+        for absorbed in commit.absorb:
+            current_other = self.shipments.get(absorbed.shipment.shipment_id)
+            if current_other is None or current_other.version != absorbed.expected_version:
+                raise Conflict("absorbed shipment moved")
+            if any(self.tracking.get(k) != absorbed.shipment.shipment_id for k in absorbed.repoint):
+                raise Conflict("tracking number moved")
         self.commits += 1
         self.shipments[shipment.shipment_id] = shipment
         for key in commit.claim_keys:
             self.tracking[key] = shipment.shipment_id
+        for absorbed in commit.absorb:
+            self.shipments[absorbed.shipment.shipment_id] = absorbed.shipment
+            for key in absorbed.repoint:
+                self.tracking[key] = shipment.shipment_id
         for s in commit.events:
             stored[s.event.event_id] = s
         for entry in commit.outbox:
@@ -68,6 +83,38 @@ class InMemoryShipmentStore:
 
     def quarantine(self, record: QuarantineRecord) -> None:
         self.quarantined.append(record)
+
+    # -- the poll due-index ----------------------------------------------------------------
+
+    def due_for_poll(self, shard: str, now: datetime, page_size: int = 100) -> Iterator[DueShipment]:
+        due = sorted(
+            (s for s in self.shipments.values() if s.poll_shard == shard and s.poll_due_at and s.poll_due_at <= now),
+            key=lambda s: s.poll_due_at or now,
+        )
+        for shipment in due:
+            self.index_reads += 1
+            assert shipment.poll_source and shipment.poll_number and shipment.poll_due_at
+            yield DueShipment(
+                shipment_id=shipment.shipment_id,
+                poll_source=shipment.poll_source,
+                poll_number=shipment.poll_number,
+                poll_due_at=sortable_text(shipment.poll_due_at),
+                status=shipment.status.value if shipment.status else None,
+                created_at=isoformat_z(shipment.created_at),
+                last_event_at=isoformat_z(shipment.last_event_at) if shipment.last_event_at else None,
+                last_push_at=isoformat_z(shipment.last_push_at) if shipment.last_push_at else None,
+            )
+
+    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
+        shipment = self.shipments[due.shipment_id]
+        if shipment.poll_due_at is None or sortable_text(shipment.poll_due_at) != due.poll_due_at:
+            return False
+        cleared = {"poll_due_at": None, "poll_shard": None, "poll_source": None, "poll_number": None}
+        self.shipments[due.shipment_id] = shipment.model_copy(
+            update={"last_polled_at": polled_at, "version": shipment.version + 1}
+            | ({"poll_due_at": next_due} if next_due else cleared)
+        )
+        return True
 
 
 class RecordingPublisher:
@@ -100,4 +147,5 @@ class ProcessCrash(BaseException):
 
 
 _store_is_a_store: ShipmentStore = InMemoryShipmentStore()
+_store_is_a_due_index: DueIndex = InMemoryShipmentStore()
 _publisher_is_a_publisher: EventPublisher = RecordingPublisher()

@@ -65,6 +65,7 @@ def poll_due(
     rate_limits: dict[str, tuple[float, float]] | None = None,
     policy: PollPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
     max_polls: int = 2000,
 ) -> PollOutcome:
     """Poll every due shipment the time and the carriers' limits allow."""
@@ -87,7 +88,7 @@ def poll_due(
                 outcome.problems.append(f"{source}: no credentials configured; its shipments wait 24 h")
                 _rearm(index, due, now, now + RETRY_WITHOUT_CREDENTIALS, outcome, "no_credentials")
                 continue
-            bucket = buckets.setdefault(source, TokenBucket(*limits.get(source, (1.0, 1.0))))
+            bucket = buckets.setdefault(source, TokenBucket(*limits.get(source, (1.0, 1.0)), now=monotonic))
             wait = bucket.wait_time()
             if wait > max(time_left() - SAFETY_MARGIN_SECONDS, 0):
                 outcome.counts["left_for_next_run"] += 1

@@ -41,6 +41,7 @@ from shared.logic.commit import (
 from shared.models.canonical import CanonicalEvent
 from shared.models.shipment import OutboxEntry, QuarantineRecord, TrackingKey
 from shared.settings import ProcessorSettings, load
+from shared.sources import get_source
 
 __all__ = [
     "MILESTONE_REACHED",
@@ -149,7 +150,9 @@ def commit_batch(
             Contribution(
                 message_id=item.message_id,
                 source=item.source,
-                pushed=item.channel == "webhook",
+                # A carrier's or aggregator's webhook means carrier news is flowing; a
+                # warehouse's does not (the carrier still has to be asked).
+                pushed=item.channel == "webhook" and get_source(item.source).kind != "partner",
                 attempt=item.attempt,
                 events=item.events,
                 legs=item.legs,
