@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from shared.dal.shipments import DynamoShipmentStore
 from shared.errors import NotFound
 from shared.models.canonical import Milestone
-from shared.models.views import STATUS_LABELS, PublicEvent, PublicPlace, TrackingView
+from shared.models.views import STATUS_LABELS, PublicEvent, PublicLeg, PublicPlace, TrackingView
 from shared.settings import PublicApiSettings, load
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
@@ -30,6 +30,11 @@ def tracking_view(token: str, reader: PublicReader) -> TrackingView:
         raise NotFound(NOT_FOUND)
     items = reader.public_items(token)
     meta = next((item for item in items if item.get("entity") == "shipment"), None)
+    if meta is not None and meta.get("merged_into_token"):
+        # This number turned out to be another leg of a shipment tracked already: a link
+        # sent out before the merge keeps working (one more Query, on this rare path).
+        items = reader.public_items(str(meta["merged_into_token"]))
+        meta = next((item for item in items if item.get("entity") == "shipment"), None)
     if meta is None:
         raise NotFound(NOT_FOUND)
     events = sorted(
@@ -41,6 +46,7 @@ def tracking_view(token: str, reader: PublicReader) -> TrackingView:
     return TrackingView(
         carrier=meta["carrier"],
         tracking_number=meta["tracking_number"],
+        tracking_numbers=[_leg(text) for text in meta.get("tracking_keys") or []],
         status=status,
         status_label=STATUS_LABELS[status],
         status_since=meta.get("status_since"),
@@ -58,6 +64,11 @@ def tracking_view(token: str, reader: PublicReader) -> TrackingView:
             for item in events
         ],
     )
+
+
+def _leg(text: str) -> PublicLeg:
+    carrier, _, number = str(text).partition(":")
+    return PublicLeg(carrier=carrier, tracking_number=number)
 
 
 def _place(location: dict[str, Any] | None) -> PublicPlace | None:

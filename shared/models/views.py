@@ -36,6 +36,15 @@ class PublicPlace(BaseModel):
     country: str | None
 
 
+class PublicLeg(BaseModel):
+    """A tracking number of the parcel: the shipper carrier's, then a last-mile carrier's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    carrier: str
+    tracking_number: str
+
+
 class PublicEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -54,6 +63,7 @@ class TrackingView(BaseModel):
 
     carrier: str
     tracking_number: str
+    tracking_numbers: list[PublicLeg]
     status: Milestone | None
     status_label: str
     status_since: UtcInstant | None

@@ -11,8 +11,9 @@ from moto import mock_aws
 
 from infra.local.stack import deploy
 from infra.local.template import Template
-from shared.dal.shipments import Commit, DynamoShipmentStore
+from shared.dal.shipments import Absorbed, Commit, DynamoShipmentStore
 from shared.errors import Conflict
+from shared.logic.poll import DueIndex
 from shared.logic.process import ShipmentStore
 from shared.models.canonical import Milestone
 from shared.models.shipment import OutboxEntry, Shipment, StoredEvent, TrackingKey
@@ -115,3 +116,42 @@ def test_events_load_in_instant_order_whatever_the_write_order(store: ShipmentSt
     assert partition is not None
     ordered = sorted(partition.events, key=lambda s: s.event.sort_key)
     assert [s.event.occurred_at for s in ordered] == [T0 + timedelta(hours=1), T0 + timedelta(hours=48)]
+
+
+def test_merging_repoints_numbers_and_marks_the_absorbed(store: ShipmentStore) -> None:
+    usps = TrackingKey("usps", "92419900000033499522966220")
+    store.commit(Commit(shipment(1), None, [StoredEvent(scan(Milestone.PICKED_UP, 1), "ups")], [], [KEY]))
+    other = shipment(1).model_copy(update={"shipment_id": "shp_other", "carrier": "usps",
+                                           "tracking_number": usps.tracking_number, "tracking_keys": [f"usps:{usps.tracking_number}"]})
+    store.commit(Commit(other, None, [], [], [usps]))
+    merged_record = other.model_copy(update={"merged_into": "shp_contract", "version": 2})
+    # a stale absorbed version is refused, and nothing moves
+    with pytest.raises(Conflict):
+        store.commit(Commit(shipment(2), 1, [], [], [], [Absorbed(merged_record, 5, [usps])]))
+    assert store.resolve([usps]) == {usps: "shp_other"}
+    store.commit(Commit(shipment(2), 1, [], [], [], [Absorbed(merged_record, 1, [usps])]))
+    assert store.resolve([KEY, usps]) == {KEY: "shp_contract", usps: "shp_contract"}
+    absorbed = store.load("shp_other")
+    assert absorbed is not None and absorbed.shipment.merged_into == "shp_contract"
+
+
+def test_the_due_index_lists_only_what_is_due_and_rearming_is_conditional(store: ShipmentStore) -> None:
+    due_at = T0 + timedelta(hours=2)
+    polled = shipment(1, status=Milestone.PICKED_UP, poll_source="ups", poll_number=KEY.tracking_number,
+                      poll_due_at=due_at, poll_shard="POLL#3")
+    store.commit(Commit(polled, None, [], [], [KEY]))
+    quiet = shipment(1).model_copy(update={"shipment_id": "shp_quiet", "tracking_number": "1Z000"})
+    store.commit(Commit(quiet, None, [], [], [TrackingKey("ups", "1Z000")]))
+    index: DueIndex = store  # type: ignore[assignment]
+    assert list(index.due_for_poll("POLL#3", T0 + timedelta(hours=1))) == []
+    (due,) = index.due_for_poll("POLL#3", T0 + timedelta(hours=3))
+    assert (due.shipment_id, due.poll_source, due.poll_number, due.status) == (
+        "shp_contract", "ups", KEY.tracking_number, "picked_up")
+    assert index.rearm_poll(due, polled_at=T0 + timedelta(hours=3), next_due=T0 + timedelta(hours=6))
+    assert not index.rearm_poll(due, polled_at=T0 + timedelta(hours=3), next_due=T0 + timedelta(hours=7))
+    assert list(index.due_for_poll("POLL#3", T0 + timedelta(hours=5))) == []
+    (again,) = index.due_for_poll("POLL#3", T0 + timedelta(hours=6, seconds=1))
+    assert index.rearm_poll(again, polled_at=T0 + timedelta(hours=6), next_due=None)
+    assert list(index.due_for_poll("POLL#3", T0 + timedelta(days=9))) == []
+    partition = store.load("shp_contract")
+    assert partition is not None and partition.shipment.version == 3  # each re-arm moved the version
