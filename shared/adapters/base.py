@@ -269,13 +269,13 @@ def time_from_utc(utc: datetime, local: datetime | None, place: Location | None)
 def parse_compact(date: object, time: object = None) -> datetime:
     """``YYYYMMDD`` with ``HHMMSS`` / ``HMMSS`` (UPS drops the leading zero) / ``HH:MM:SS``."""
     if not isinstance(date, str) or not re.fullmatch(r"\d{8}", date.strip()):
-        raise PayloadError(f"date {str(date)[:20]!r} is not YYYYMMDD")
+        raise PayloadError("date is not YYYYMMDD")
     clock = re.sub(r"\D", "", time) if isinstance(time, str) else ""
     clock = clock.zfill(6)[:6] if clock else "000000"
     try:
         return datetime.strptime(date.strip() + clock, "%Y%m%d%H%M%S")
     except ValueError:
-        raise PayloadError(f"date/time {date!r} {time!r} is not a valid instant") from None
+        raise PayloadError("date and time do not form a valid instant") from None
 
 
 def parse_iso(value: object) -> datetime:
@@ -288,7 +288,7 @@ def parse_iso(value: object) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise PayloadError(f"timestamp {value[:40]!r} is not ISO 8601") from None
+        raise PayloadError("timestamp is not ISO 8601") from None
 
 
 # ---------------------------------------------------------------------------- events
