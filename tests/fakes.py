@@ -72,7 +72,7 @@ class InMemoryShipmentStore:
             self.shipments[absorbed.shipment.shipment_id] = absorbed.shipment
             for key in absorbed.repoint:
                 self.tracking[key] = shipment.shipment_id
-        for s in commit.events:
+        for s in [*commit.events, *commit.replace_events]:
             stored[s.event.event_id] = s
         for entry in commit.outbox:
             self.outbox.setdefault(shipment.shipment_id, {})[entry.sequence] = entry
@@ -93,7 +93,9 @@ class InMemoryShipmentStore:
         )
         for shipment in due:
             self.index_reads += 1
-            assert shipment.poll_source and shipment.poll_number and shipment.poll_due_at
+            assert shipment.poll_source
+            assert shipment.poll_number
+            assert shipment.poll_due_at
             yield DueShipment(
                 shipment_id=shipment.shipment_id,
                 poll_source=shipment.poll_source,

@@ -135,7 +135,7 @@ def deliveries(now: datetime) -> list[Delivery]:
             "SEATTLE",
             "WA",
             "98108",
-            carrier_code="XA",
+            carrier_code="OR",
         ),
         Scan(
             at(1, 20, 45),

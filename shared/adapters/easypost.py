@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from importlib import import_module
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,6 +29,7 @@ from shared.adapters.base import (
     tracking_number,
 )
 from shared.errors import PayloadError
+from shared.models.canonical import FAMILY, Milestone
 
 Text = Annotated[str, Field(max_length=2000)]
 
@@ -94,6 +96,32 @@ def map_codes(status: str | None, detail: str | None) -> tuple[CodeMapping | Non
     return CodeMapping(milestone=milestone, exception=exception), unmapped
 
 
+# EasyPost relays these carriers' own activity codes in ``carrier_code``; their tables read
+# a scan the way the carrier's own API does, so the same scan gets one identity whichever
+# source reports it. EasyPost's detail still wins where it knows the place's role (leaving
+# the origin, reaching the last-mile carrier, customs), which a bare code cannot say.
+_CARRIERS_WITH_TABLES = frozenset({"ups", "fedex", "usps", "dhl"})
+_PLACE_AWARE = frozenset(
+    {Milestone.DEPARTED_ORIGIN, Milestone.HANDED_TO_LAST_MILE, Milestone.CUSTOMS_STARTED, Milestone.CUSTOMS_CLEARED}
+)
+
+
+def _with_carrier_code(carrier: str, code: str | None, easypost: CodeMapping | None) -> CodeMapping | None:
+    if carrier not in _CARRIERS_WITH_TABLES or not code:
+        return easypost
+    own = import_module(f"shared.adapters.{carrier}").map_carrier_code(code.strip())
+    if own is None:
+        return easypost
+    if (
+        easypost is not None
+        and easypost.milestone in _PLACE_AWARE
+        and own.milestone is not None
+        and FAMILY[own.milestone] == FAMILY[easypost.milestone]
+    ):
+        return CodeMapping(milestone=easypost.milestone, exception=own.exception or easypost.exception)
+    return CodeMapping(milestone=own.milestone, exception=own.exception)
+
+
 def _raw_code(detail: TrackingDetail) -> str:
     code = f"{detail.status or '-'}/{detail.status_detail or '-'}"
     return f"{code}/{detail.carrier_code}" if detail.carrier_code else code
@@ -133,6 +161,7 @@ def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
     result = NormalizeResult()
     for detail in tracker.tracking_details:
         mapping, unmapped = map_codes(detail.status, detail.status_detail)
+        mapping = _with_carrier_code(carrier, detail.carrier_code, mapping)
         result.unmapped.extend(unmapped)
         where = detail.tracking_location
         place = (

@@ -79,11 +79,12 @@ class Commit:
     outbox: list[OutboxEntry] = field(default_factory=list)
     claim_keys: list[TrackingKey] = field(default_factory=list)  # tracking numbers to map to it
     absorb: list[Absorbed] = field(default_factory=list)
+    replace_events: list[StoredEvent] = field(default_factory=list)  # better readings of stored scans
 
     @property
     def size(self) -> int:
         absorbed = sum(1 + len(a.repoint) for a in self.absorb)
-        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed
+        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + len(self.replace_events)
 
 
 class DynamoShipmentStore:
@@ -254,6 +255,11 @@ class DynamoShipmentStore:
                     event_item(stored.event, shipment=shipment, source=stored.source),
                     "attribute_not_exists(pk)",
                 )
+            )
+        for stored in commit.replace_events:
+            # Same key (instant and id unchanged); the record's version condition serialises this.
+            actions.append(
+                self._put(event_item(stored.event, shipment=shipment, source=stored.source), "attribute_exists(pk)")
             )
         for entry in commit.outbox:
             actions.append(self._put(outbox_item(entry), "attribute_not_exists(pk)"))

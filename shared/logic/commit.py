@@ -24,7 +24,7 @@ from shared.dal.shipments import Absorbed, Commit
 from shared.errors import Conflict
 from shared.logic.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
 from shared.logic.timeline import Transition, news, walk
-from shared.models.canonical import CanonicalEvent, Milestone
+from shared.models.canonical import CanonicalEvent, Milestone, reading_strength
 from shared.models.shipment import (
     OutboxEntry,
     Partition,
@@ -81,6 +81,7 @@ class Committed:
     shipment_id: str | None = None
     stored: int = 0
     duplicates: int = 0
+    reread: int = 0  # stored readings replaced by a better reading of the same scan
     pending: list[OutboxEntry] = field(default_factory=list)
 
 
@@ -146,16 +147,31 @@ def group_batch(contributions: Iterable[Contribution], resolve: Any) -> list[Gro
             group.retrying |= item.attempt > 1
             if item.pushed and item.received_at and (group.pushed_at is None or item.received_at > group.pushed_at):
                 group.pushed_at = item.received_at
-            if event.event_id in group.events:
-                group.duplicates_in_batch += 1
+            candidate = StoredEvent(event=event, source=item.source)
+            held = group.events.get(event.event_id)
+            if held is None:
+                group.events[event.event_id] = candidate
             else:
-                group.events[event.event_id] = StoredEvent(event=event, source=item.source)
+                group.duplicates_in_batch += 1
+                group.events[event.event_id] = _stronger(held, candidate)
         for first, _ in item.legs:
             groups[keys.find(first)].message_ids.add(item.message_id)
     return [group for group in groups.values() if group.events or len(group.keys) > 1]
 
 
 # ------------------------------------------------------------------------------ one parcel
+
+
+def _stronger(held: StoredEvent, candidate: StoredEvent) -> StoredEvent:
+    """The better of two readings of one scan, keeping the earliest receipt."""
+    best, other = (
+        (candidate, held)
+        if reading_strength(candidate.event, candidate.source) > reading_strength(held.event, held.source)
+        else (held, candidate)
+    )
+    if other.event.received_at < best.event.received_at:
+        best = StoredEvent(best.event.model_copy(update={"received_at": other.event.received_at}), best.source)
+    return best
 
 
 def milestone_detail(shipment: Shipment, transition: Transition, sequence: int) -> dict[str, Any]:
@@ -243,16 +259,21 @@ def _build(
     absorbing: list[Partition],
     now: datetime,
     options: CommitOptions,
+    rereads: list[StoredEvent] | None = None,
 ) -> Commit:
-    """The transaction adding ``fresh`` events (and, on the last slice, absorbing others)."""
-    shipment = partition.shipment if partition else _new_shipment(group.keys[0], fresh[0].source, now)
-    existing = [stored.event for stored in partition.events] if partition else []
-    before = {event.event_id: event for event in existing}
+    """The transaction adding ``fresh`` events, replacing stored readings by better ones
+    (``rereads``), and, on the last slice, absorbing other shipments."""
+    rereads = rereads or []
+    first_source = (fresh or rereads)[0].source if (fresh or rereads) else "unknown"
+    shipment = partition.shipment if partition else _new_shipment(group.keys[0], first_source, now)
+    replaced = {stored.event.event_id: stored.event for stored in rereads}
+    existing = [replaced.get(stored.event.event_id, stored.event) for stored in partition.events] if partition else []
+    before = {stored.event.event_id: stored.event for stored in partition.events} if partition else {}
     after = walk([*existing, *(stored.event for stored in fresh)])
     announced = news(
         after,
         previous_status_event=before.get(shipment.status_event_id or ""),
-        new_event_ids={stored.event.event_id for stored in fresh},
+        new_event_ids={stored.event.event_id for stored in (*fresh, *rereads)},
     )
     owned = set(partition.shipment.keys) if partition else set()  # numbers already claimed by it
     all_keys = [*shipment.keys, *(k for k in group.keys if k not in shipment.keys)]
@@ -316,6 +337,7 @@ def _build(
         outbox=outbox,
         claim_keys=[k for k in group.keys if k not in claimed and k not in owned],
         absorb=absorbed,
+        replace_events=rereads,
     )
 
 
@@ -355,10 +377,15 @@ def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> 
             outcome.pending.extend(
                 e for e in partition.outbox if group.retrying or now - e.created_at >= options.leftover_grace
             )
-        stored_ids = {s.event.event_id for s in survivor.events} if survivor else set()
+        stored = {s.event.event_id: s for s in survivor.events} if survivor else {}
+        stored_ids = set(stored)
+        rereads: list[StoredEvent] = []
         for event_id in [event_id for event_id in group.events if event_id in stored_ids]:
-            del group.events[event_id]
+            incoming = group.events.pop(event_id)
             outcome.duplicates += 1
+            better = _stronger(stored[event_id], incoming)
+            if better.event != stored[event_id].event:
+                rereads.append(better)  # another source read this scan better: keep its reading
         moving = {
             s.event.event_id: s for other in absorbing for s in other.events if s.event.event_id not in stored_ids
         }
@@ -369,27 +396,39 @@ def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> 
         unclaimed = [
             k for k in group.keys if k not in group.owners and (survivor is None or k not in survivor.shipment.keys)
         ]
-        if not fresh and not absorbing and not unclaimed:
+        if not fresh and not absorbing and not unclaimed and not rereads:
             outcome.shipment_id = survivor.shipment.shipment_id if survivor else None
             return outcome
         if not fresh and survivor is None:
             return outcome  # a leg link alone names no shipment yet: nothing to create
         last_slice = len(fresh) <= EVENTS_PER_COMMIT
-        commit = _build(survivor, group, fresh[:EVENTS_PER_COMMIT], absorbing if last_slice else [], now, options)
+        commit = _build(
+            survivor,
+            group,
+            fresh[:EVENTS_PER_COMMIT],
+            absorbing if last_slice else [],
+            now,
+            options,
+            rereads=rereads[:EVENTS_PER_COMMIT],
+        )
         try:
             store.commit(commit)
         except Conflict:
             attempts += 1
             if attempts >= COMMIT_ATTEMPTS:
                 raise
+            for reread in rereads:  # weigh them again against the fresh partition
+                group.events[reread.event.event_id] = reread
+                outcome.duplicates -= 1
             group.owners = store.resolve(group.keys)
             continue
         shipment_id = commit.shipment.shipment_id
         outcome.shipment_id = shipment_id
         outcome.stored += sum(1 for s in commit.events if s.event.event_id in group.events)
+        outcome.reread += len(commit.replace_events)
         outcome.pending.extend(commit.outbox)
-        for stored in commit.events:
-            group.events.pop(stored.event.event_id, None)
+        for written in commit.events:
+            group.events.pop(written.event.event_id, None)
         for key in [*commit.claim_keys, *(k for a in commit.absorb for k in a.repoint)]:
             group.owners[key] = shipment_id
         if last_slice:

@@ -173,6 +173,7 @@ def commit_batch(
             continue
         outcome.counts["events_stored"] += committed.stored
         outcome.counts["duplicates_dropped"] += committed.duplicates
+        outcome.counts["readings_improved"] += committed.reread
         pending.extend(committed.pending)
         if committed.shipment_id:
             messages_of[committed.shipment_id] |= group.message_ids
@@ -223,6 +224,7 @@ METRIC_NAMES = {
     "quarantined": "PayloadsQuarantined",
     "ignored": "PayloadsIgnored",
     "unmapped_codes": "UnmappedCodes",
+    "readings_improved": "ScanReadingsImproved",
 }
 
 

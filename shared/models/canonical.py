@@ -158,6 +158,28 @@ class CanonicalEvent(BaseModel):
         return (self.occurred_at, self.milestone.rank if self.milestone else 0, self.event_id)
 
 
+# What a scan is, coarsely enough that every source agrees: sources read the same physical
+# scan as different milestones of one family (an aggregator calls the last-mile carrier's
+# first scan a handover, the carrier an arrival), so the family, not the milestone, joins
+# a scan's identity.
+FAMILY: dict[Milestone, str] = {
+    Milestone.LABEL_CREATED: "label",
+    Milestone.PICKED_UP: "movement",
+    Milestone.DEPARTED_ORIGIN: "movement",
+    Milestone.IN_TRANSIT: "movement",
+    Milestone.ARRIVED_HUB: "movement",
+    Milestone.CUSTOMS_STARTED: "movement",
+    Milestone.CUSTOMS_CLEARED: "movement",
+    Milestone.HANDED_TO_LAST_MILE: "movement",
+    Milestone.OUT_FOR_DELIVERY: "out_for_delivery",
+    Milestone.AVAILABLE_FOR_PICKUP: "attempt",
+    Milestone.DELIVERY_FAILED: "attempt",
+    Milestone.DELIVERED: "delivered",
+    Milestone.RETURN_STARTED: "return",
+    Milestone.RETURN_DELIVERED: "return",
+}
+
+
 def compute_event_id(
     *,
     carrier: str,
@@ -170,18 +192,50 @@ def compute_event_id(
     """The deterministic identity of a scan: the same scan gives the same id whichever
     envelope, delivery or source carried it.
 
-    It is built from what every source reports alike (the physical carrier, its
-    tracking number, the instant to the minute, and what happened), never from the
-    envelope, the description text or the source's own vocabulary. Sources differ in
-    sub-minute precision, so the instant is floored to the minute. The raw code joins
-    the key only for scans that map to nothing, so two different unmapped scans in the
-    same minute stay apart.
+    It is built from what every source reports alike — the physical carrier, its
+    tracking number, the instant to the minute, and the family of what happened
+    (``FAMILY``; a problem notice by its exception) — never from the envelope, the
+    description text or a source's own vocabulary. Sources differ in sub-minute
+    precision, so the instant is floored to the minute. The raw code joins the key only
+    for scans that map to nothing, so two different unmapped scans in the same minute
+    stay apart. When two sources read one scan differently, ``preferred`` decides which
+    reading the timeline keeps, whatever the order they arrive in.
     """
     minute = occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-    what = (
-        f"{milestone.value if milestone else '-'}|{exception.value if exception else '-'}"
-        if milestone or exception
-        else f"raw:{raw_code}"
-    )
-    key = f"v1|{carrier}|{tracking_number}|{minute}|{what}"
+    if milestone is not None:
+        what = FAMILY[milestone]
+    elif exception is not None:
+        what = f"notice:{exception.value}"
+    else:
+        what = f"raw:{raw_code}"
+    key = f"v2|{carrier}|{tracking_number}|{minute}|{what}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+_TIME_QUALITY = {TimeSource.CARRIER_OFFSET: 2, TimeSource.LOCATION_TZ: 1, TimeSource.ASSUMED_UTC: 0}
+
+
+def reading_strength(event: CanonicalEvent, source: str) -> tuple[object, ...]:
+    """How good one reading of a scan is, as a total order over readings of one ``event_id``.
+
+    A handover wins first: only a source that sees both legs (an aggregator) can know that
+    the last-mile carrier's first scan is the handover. Otherwise the physical carrier's own
+    reading of its scan wins over an aggregator's retelling; then the further milestone,
+    a reading that names a problem, the better-known time, the fuller place, the longer
+    description; the source name breaks any remaining tie, so the kept reading never
+    depends on arrival order.
+    """
+    place = event.location
+    filled = sum(1 for part in (place.city, place.region, place.postal_code, place.country) if part) if place else 0
+    return (
+        event.milestone is Milestone.HANDED_TO_LAST_MILE,
+        source == event.carrier,
+        event.milestone.rank if event.milestone else -1,
+        event.exception is not None,
+        event.exception.value if event.exception else "",
+        _TIME_QUALITY[event.time_source],
+        filled,
+        len(event.description or ""),
+        source,
+        event.raw_code,
+    )

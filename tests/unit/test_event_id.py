@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters import easypost
-from shared.models.canonical import ExceptionType, Milestone, compute_event_id
+from shared.models.canonical import ExceptionType, Milestone, compute_event_id, reading_strength
 from tests.builders import scan
 from tests.conftest import event_bytes
 
@@ -53,7 +53,7 @@ def test_different_scans_get_different_ids() -> None:
             {
                 base.event_id,
                 scan(Milestone.ARRIVED_HUB, 11).event_id,  # another time
-                scan(Milestone.IN_TRANSIT, 10).event_id,  # another milestone
+                scan(Milestone.OUT_FOR_DELIVERY, 10).event_id,  # another kind of scan
                 scan(Milestone.ARRIVED_HUB, 10, tracking_number="1Z999").event_id,  # another parcel
                 scan(Milestone.ARRIVED_HUB, 10, carrier="fedex").event_id,  # another carrier
                 scan(None, 10, exception=ExceptionType.DELAYED).event_id,  # a notice
@@ -65,3 +65,21 @@ def test_different_scans_get_different_ids() -> None:
 
 def test_two_unmapped_scans_in_the_same_minute_stay_apart() -> None:
     assert scan(None, 10, raw_code="ZZ").event_id != scan(None, 10, raw_code="QQ").event_id
+
+
+def test_two_sources_reading_one_scan_differently_share_its_id() -> None:
+    # An aggregator calls the last-mile carrier's first scan a handover; the carrier, an arrival.
+    aggregator = scan(Milestone.HANDED_TO_LAST_MILE, 30, carrier="usps", tracking_number="9400100000000000000001")
+    carrier = scan(Milestone.ARRIVED_HUB, 30, carrier="usps", tracking_number="9400100000000000000001")
+    assert aggregator.event_id == carrier.event_id
+    # and the kept reading is the stronger one, whichever is weighed first: the handover,
+    # which only a source seeing both legs can know
+    assert reading_strength(aggregator, "seventeentrack") > reading_strength(carrier, "usps")
+
+
+def test_the_carrier_reading_of_its_own_scan_beats_an_aggregator_retelling() -> None:
+    # EasyPost reports a FedEx pickup with the detail "arrived_at_facility"; FedEx says pickup
+    retold = scan(Milestone.ARRIVED_HUB, 5, carrier="fedex", tracking_number="794611111111")
+    own = scan(Milestone.PICKED_UP, 5, carrier="fedex", tracking_number="794611111111")
+    assert retold.event_id == own.event_id
+    assert reading_strength(own, "fedex") > reading_strength(retold, "easypost")

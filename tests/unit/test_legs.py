@@ -65,8 +65,12 @@ def test_two_shipments_found_to_be_one_parcel_are_merged_into_the_older() -> Non
     older = store.tracking[UPS]
     younger = store.tracking[USPS]
     # When a payload links the two numbers
-    deliver(store, publisher, Staged("m3", "ups", events=[ups(Milestone.HANDED_TO_LAST_MILE, 30)], legs=[(UPS, USPS)]),
-            hours=37)
+    deliver(
+        store,
+        publisher,
+        Staged("m3", "ups", events=[ups(Milestone.HANDED_TO_LAST_MILE, 30)], legs=[(UPS, USPS)]),
+        hours=37,
+    )
     # Then the older shipment holds every event, both numbers point to it, the younger is marked merged
     merged = store.shipments[older]
     assert merged.event_count == 3 and merged.keys == [UPS, USPS]
@@ -88,3 +92,24 @@ def test_a_leg_link_alone_claims_the_number_for_the_known_shipment() -> None:
     deliver(store, publisher, Staged("m2", "ups", events=[ups(Milestone.PICKED_UP, 1)], legs=[(UPS, USPS)]))
     (shipment,) = store.shipments.values()
     assert store.tracking[USPS] == shipment.shipment_id and shipment.keys == [UPS, USPS]
+
+
+def test_the_same_scan_from_an_aggregator_and_the_carrier_is_one_event_whatever_the_order() -> None:
+    # Given 17TRACK reads USPS's first scan as the handover and USPS itself as an arrival
+    handover = usps(Milestone.HANDED_TO_LAST_MILE, 30)
+    arrival = usps(Milestone.ARRIVED_HUB, 30)
+    finals = set()
+    for first, second in (
+        (("seventeentrack", handover), ("usps", arrival)),
+        (("usps", arrival), ("seventeentrack", handover)),
+    ):
+        store, publisher = InMemoryShipmentStore(), RecordingPublisher()
+        deliver(
+            store, publisher, Staged("m1", first[0], events=[ups(Milestone.PICKED_UP, 1), first[1]], legs=[(UPS, USPS)])
+        )
+        deliver(store, publisher, Staged("m2", second[0], events=[second[1]]), hours=31)
+        (shipment,) = store.shipments.values()
+        (kept,) = [s for s in store.events[shipment.shipment_id].values() if s.event.carrier == "usps"]
+        finals.add((shipment.status, shipment.event_count, kept.event.milestone, kept.source))
+    # Then one event, with the stronger reading, and the same shipment state in both orders
+    assert finals == {(Milestone.HANDED_TO_LAST_MILE, 2, Milestone.HANDED_TO_LAST_MILE, "seventeentrack")}

@@ -52,11 +52,15 @@ class FakeCarriers:
 def shipments(store: InMemoryShipmentStore, *specs: tuple[str, str, str, float]) -> None:
     """Shipments as the processor leaves them: (carrier, number, generic code, hours after T0)."""
     for index, (carrier, number, code, hours) in enumerate(specs):
-        body = generic_body([generic_event(carrier=carrier, tracking_number=number, code=code,
-                                           occurred_at=T0 + timedelta(hours=hours))])
+        body = generic_body(
+            [generic_event(carrier=carrier, tracking_number=number, code=code, occurred_at=T0 + timedelta(hours=hours))]
+        )
         with clock.use_clock(FrozenClock(T0 + timedelta(hours=hours, minutes=5))):
-            staged = [stage(f"m{index}", envelope_json("generic", body), attempt=1, store=store,
-                            read_archive=lambda b, k: b"")]
+            staged = [
+                stage(
+                    f"m{index}", envelope_json("generic", body), attempt=1, store=store, read_archive=lambda b, k: b""
+                )
+            ]
             commit_batch(staged, store=store, publisher=RecordingPublisher(), options=OPTIONS)
 
 
@@ -79,8 +83,12 @@ def test_only_due_shipments_are_read_and_polled() -> None:
     # Given a label waiting for its first scan (due 6 h after creation), a parcel in transit
     # scanned an hour ago (due in 2 h), and a delivered one (out of the index)
     store = InMemoryShipmentStore()
-    shipments(store, ("ups", "1ZLABEL000000001", "label_created", 0), ("fedex", "794611111111", "picked_up", 23),
-              ("usps", "9400111111111111111111", "delivered", 2))
+    shipments(
+        store,
+        ("ups", "1ZLABEL000000001", "label_created", 0),
+        ("fedex", "794611111111", "picked_up", 23),
+        ("usps", "9400111111111111111111", "delivered", 2),
+    )
     # When the poller runs a day after T0
     outcome, enqueued = run(store, FakeCarriers())
     # Then only the label was due: one index item read, one call, one answer queued
@@ -105,8 +113,11 @@ def test_a_delivered_shipment_leaves_the_index() -> None:
 
 def test_a_carrier_answering_429_is_left_alone_for_the_rest_of_the_run() -> None:
     store = InMemoryShipmentStore()
-    shipments(store, *[("ups", f"1ZRATE00000000{i:02d}", "label_created", 0) for i in range(5)],
-              ("usps", "9400100000000000000001", "label_created", 0))
+    shipments(
+        store,
+        *[("ups", f"1ZRATE00000000{i:02d}", "label_created", 0) for i in range(5)],
+        ("usps", "9400100000000000000001", "label_created", 0),
+    )
     carriers = FakeCarriers(answers={"ups": [429]})
     outcome, enqueued = run(store, carriers)
     # Then UPS was called once and its other shipments wait, while USPS was still polled
@@ -153,7 +164,9 @@ def test_a_run_stops_before_the_function_would_time_out() -> None:
 
 def test_server_errors_retry_sooner_and_not_found_keeps_the_cadence() -> None:
     store = InMemoryShipmentStore()
-    shipments(store, ("ups", "1ZERR00000000001", "label_created", 0), ("usps", "9400100000000000000003", "label_created", 0))
+    shipments(
+        store, ("ups", "1ZERR00000000001", "label_created", 0), ("usps", "9400100000000000000003", "label_created", 0)
+    )
     outcome, enqueued = run(store, FakeCarriers(answers={"ups": [503], "usps": [404]}))
     assert enqueued == []
     by_number = {s.tracking_number: s.poll_due_at for s in store.shipments.values()}
@@ -175,9 +188,15 @@ def test_silent_for_30_days_stops_polling() -> None:
 
 @pytest.mark.parametrize(
     ("status", "interval"),
-    [(None, timedelta(hours=6)), (Milestone.LABEL_CREATED, timedelta(hours=6)), (Milestone.ARRIVED_HUB, timedelta(hours=3)),
-     (Milestone.OUT_FOR_DELIVERY, timedelta(minutes=30)), (Milestone.DELIVERY_FAILED, timedelta(minutes=30)),
-     (Milestone.DELIVERED, None), (Milestone.RETURN_DELIVERED, None)],
+    [
+        (None, timedelta(hours=6)),
+        (Milestone.LABEL_CREATED, timedelta(hours=6)),
+        (Milestone.ARRIVED_HUB, timedelta(hours=3)),
+        (Milestone.OUT_FOR_DELIVERY, timedelta(minutes=30)),
+        (Milestone.DELIVERY_FAILED, timedelta(minutes=30)),
+        (Milestone.DELIVERED, None),
+        (Milestone.RETURN_DELIVERED, None),
+    ],
 )
 def test_cadence_follows_the_status(status: Milestone | None, interval: timedelta | None) -> None:
     assert poll_interval(status) == interval
@@ -185,12 +204,19 @@ def test_cadence_follows_the_status(status: Milestone | None, interval: timedelt
 
 def test_a_flowing_webhook_makes_polls_rarer_and_jitter_stays_bounded() -> None:
     base = next_poll(shipment_id="shp_a", status=Milestone.IN_TRANSIT, now=NOW, last_news_at=NOW, last_push_at=None)
-    pushed = next_poll(shipment_id="shp_a", status=Milestone.IN_TRANSIT, now=NOW, last_news_at=NOW,
-                       last_push_at=NOW - timedelta(hours=2))
+    pushed = next_poll(
+        shipment_id="shp_a",
+        status=Milestone.IN_TRANSIT,
+        now=NOW,
+        last_news_at=NOW,
+        last_push_at=NOW - timedelta(hours=2),
+    )
     assert base is not None and pushed is not None
     assert (pushed - NOW) / (base - NOW) == pytest.approx(DEFAULT_POLICY.push_flowing_factor)
     for shipment_id in ("shp_a", "shp_b", "shp_c", "shp_d"):
-        due = next_poll(shipment_id=shipment_id, status=Milestone.IN_TRANSIT, now=NOW, last_news_at=NOW, last_push_at=None)
+        due = next_poll(
+            shipment_id=shipment_id, status=Milestone.IN_TRANSIT, now=NOW, last_news_at=NOW, last_push_at=None
+        )
         assert due is not None and timedelta(hours=2.7) <= due - NOW <= timedelta(hours=3.3)
     assert len({shard_of(f"shp_{i}") for i in range(200)}) == 8
 
