@@ -27,6 +27,7 @@ METRICS = {
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     outcome = run_poller(lambda: context.get_remaining_time_in_millis() / 1000)
+    metrics.add_metric(name="PollerRuns", unit=MetricUnit.Count, value=1)  # a heartbeat, even when nothing was due
     for key, name in METRICS.items():
         if outcome.counts[key]:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=outcome.counts[key])

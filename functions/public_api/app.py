@@ -17,6 +17,7 @@ app = new_resolver()
 
 @app.get("/v1/track/<token>")
 def get_tracking(token: str) -> Response:
+    metrics.add_metric(name="TrackingLookups", unit=MetricUnit.Count, value=1)
     view = tracking_view(token, public_reader())
     metrics.add_metric(name="TrackingViews", unit=MetricUnit.Count, value=1)
     return Response(

@@ -6,10 +6,16 @@ detail first — which is exactly what makes duplicates the normal case downstre
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from infra.formats.scan import CANONICAL, Parcel, Reading, TrueScan
+from shared.models.canonical import ExceptionType as X
+from shared.models.canonical import Milestone as M
 
 
 @dataclass(frozen=True)
@@ -92,3 +98,78 @@ def tracker_event(
         "result": result,
     }
     return json.dumps(event, separators=(",", ":")).encode("utf-8")
+
+
+# ------------------------------------------------------------------------------ true scans
+
+# How EasyPost tells each kind of scan (status, status_detail). EasyPost has no customs
+# codes: customs scans arrive as plain in-transit updates, a customs hold as a hold.
+_CODES: dict[str, tuple[str, str]] = {
+    "label_created": ("pre_transit", "label_created"),
+    "picked_up": ("in_transit", "received_at_origin_facility"),
+    "departed_origin": ("in_transit", "departed_origin_facility"),
+    "in_transit": ("in_transit", "departed_facility"),
+    "arrived_hub": ("in_transit", "arrived_at_facility"),
+    "customs_started": ("in_transit", "in_transit"),
+    "customs_hold": ("in_transit", "held"),
+    "customs_cleared": ("in_transit", "in_transit"),
+    "handed_to_last_mile": ("in_transit", "transferred_to_destination_carrier"),
+    "out_for_delivery": ("out_for_delivery", "out_for_delivery"),
+    "delivery_failed": ("failure", "delivery_exception"),
+    "address_issue": ("in_transit", "address_correction"),
+    "delayed": ("in_transit", "delayed"),
+    "held": ("in_transit", "held"),
+    "damaged": ("in_transit", "damaged"),
+    "lost": ("in_transit", "lost"),
+    "available_for_pickup": ("available_for_pickup", "arrived_at_pickup_location"),
+    "delivered": ("delivered", "arrived_at_destination"),
+    "return_started": ("return_to_sender", "return"),
+    "return_delivered": ("delivered", "arrived_at_destination"),  # EasyPost: a delivery on a return tracker
+}
+_MESSAGES = {
+    "customs_started": "Processed through customs",
+    "customs_cleared": "Released by customs",
+    "customs_hold": "Held by customs",
+}
+
+RENDERS: dict[str, set[Reading]] = {kind: {reading} for kind, reading in CANONICAL.items()}
+RENDERS.update(
+    {
+        "customs_started": {(M.IN_TRANSIT, None)},
+        "customs_cleared": {(M.IN_TRANSIT, None)},
+        "customs_hold": {(None, X.HELD)},
+        "return_delivered": {(M.DELIVERED, None)},
+    }
+)
+
+_CARRIER_NAMES = {"ups": "UPS", "fedex": "FedEx", "usps": "USPS", "dhl": "DHLExpress"}
+
+
+def _scan(scan: TrueScan) -> Scan:
+    status, detail = _CODES[scan.kind]
+    place = scan.place
+    message = scan.note or _MESSAGES.get(scan.kind) or detail.replace("_", " ").capitalize()
+    return Scan(
+        at=scan.at,
+        status=status,
+        status_detail=detail,
+        message=message,
+        city=place.city if place else None,
+        state=place.region if place else None,
+        zip=place.postal_code if place else None,
+        country=place.country if place else None,
+    )
+
+
+def webhook_body(parcel: Parcel, scans: Sequence[TrueScan], *, now: datetime) -> bytes:
+    """The ``tracker.updated`` EasyPost posts after the last of ``scans`` (the whole history)."""
+    leg = parcel.first
+    ordered = sorted(scans, key=lambda s: s.at)
+    return tracker_event(
+        leg.tracking_number,
+        _CARRIER_NAMES.get(leg.carrier, leg.carrier),
+        [_scan(s) for s in ordered],
+        event_id="evt_" + hashlib.sha256(f"{leg.tracking_number}:{len(ordered)}".encode()).hexdigest()[:16],
+        tracker_id=f"trk_{parcel.reference or leg.tracking_number.lower()}",
+        created=len(ordered) == 1,
+    )

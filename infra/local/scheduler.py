@@ -56,6 +56,7 @@ class LocalScheduler:
         self.fired: dict[str, int] = {schedule.function: 0 for schedule in schedules}
         self.failures = 0
         self._stop = threading.Event()
+        self._tick_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.in_flight = False
 
@@ -74,6 +75,10 @@ class LocalScheduler:
 
     def tick(self) -> int:
         """Fire every schedule whose time has come; returns how many firings happened."""
+        with self._tick_lock:  # the thread and a caller (the demo, after a clock jump) may both tick
+            return self._tick()
+
+    def _tick(self) -> int:
         fired = 0
         for schedule in self.schedules:
             for _ in range(MAX_CATCH_UP):

@@ -26,21 +26,37 @@ def test_demo_replays_the_bundled_webhooks_and_exits(tmp_path: Path) -> None:
     done = run("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path), "--summary-json", str(summary))
     assert done.returncode == 0, done.stderr
     counts = json.loads(summary.read_text())
-    assert counts["webhooks_received"] == 21
+    # every source told its part: pushed webhooks and polled carrier APIs
+    assert counts["sources"] == [
+        "aftership",
+        "dhl",
+        "easypost",
+        "fedex",
+        "generic",
+        "seventeentrack",
+        "shippo",
+        "ups",
+        "usps",
+    ]
     assert counts["webhooks_rejected"] == 1
     assert counts["unexpected_answers"] == 0
-    assert counts["events_stored"] == 22
+    assert counts["carrier_polls"] > 0
+    assert counts["poll_answers_queued"] > 0
     assert counts["events_stored"] + counts["duplicates_dropped"] == counts["events_received"]
+    assert counts["duplicates_dropped"] > 0
     assert counts["changes_published"] == counts["events_on_bus"] > 0
-    assert (counts["payloads_quarantined"], counts["payloads_ignored"], counts["unmapped_codes"]) == (1, 1, 1)
+    assert counts["payloads_quarantined"] == 1
+    assert counts["payloads_ignored"] >= 1
+    assert counts["unmapped_codes"] >= 1
     statuses = {key: shipment["status"] for key, shipment in counts["shipments"].items()}
-    assert statuses == {
-        "usps:9400111899223344556677": "delivered",
-        "ups:1Z999AA10123456784": "arrived_hub",
-        "fedex:776094337676": "delivered",
-    }
+    assert statuses["usps:9400111899223344556677"] == "delivered"
+    assert statuses["fedex:794622223333"] == "return_started"
+    assert statuses["yunexpress:YT2612345678901"] == "customs_started"
+    # the SurePost parcel: UPS polled, the handover found, then USPS polled for the last mile
+    surepost = counts["shipments"]["ups:1Z4Y0A190348261953"]
+    assert surepost["tracking_numbers"] == ["ups:1Z4Y0A190348261953", "usps:92419900000033499522966220"]
+    assert surepost["status"] == "delivered"
     assert "Timelines" in done.stdout
-    assert "delivery_failed" in done.stdout
 
 
 def test_demo_serves_tracking_json_until_interrupted(tmp_path: Path) -> None:
@@ -105,8 +121,17 @@ def test_carriers_lists_every_source_with_its_ingest_mode_and_scheme() -> None:
     lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
     assert set(lines) == {"generic", "easypost", "aftership", "shippo", "seventeentrack", "ups", "fedex", "usps", "dhl"}
     modes = {name: line.split()[2] for name, line in lines.items()}
-    assert modes == {"generic": "push", "easypost": "push", "aftership": "push", "shippo": "push",
-                     "seventeentrack": "both", "ups": "both", "fedex": "both", "usps": "poll", "dhl": "both"}
+    assert modes == {
+        "generic": "push",
+        "easypost": "push",
+        "aftership": "push",
+        "shippo": "push",
+        "seventeentrack": "both",
+        "ups": "both",
+        "fedex": "both",
+        "usps": "poll",
+        "dhl": "both",
+    }
     assert "x-hmac-signature" in lines["easypost"]
     assert "NFKD" in lines["easypost"]
     assert "aftership-hmac-sha256" in lines["aftership"]

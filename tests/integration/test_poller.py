@@ -38,9 +38,16 @@ def polled(tmp_path: Path, world: CarrierWorld) -> Iterator[tuple[Deployed, Fake
     carriers = FakeCarrierApi(world, rate_limits={"ups": (50.0, 50.0)}).start()
     try:
         with mock_aws():
-            template = Template.load(parameters={"CarrierApiUrls": json.dumps(carriers.base_urls()), "PollSources": "ups"})
-            stack = deploy(template, secret_values={"WebhookSecrets": json.dumps(SECRETS),
-                                                     "CarrierCredentials": json.dumps(FAKE_CREDENTIALS)})
+            template = Template.load(
+                parameters={"CarrierApiUrls": json.dumps(carriers.base_urls()), "PollSources": "ups"}
+            )
+            stack = deploy(
+                template,
+                secret_values={
+                    "WebhookSecrets": json.dumps(SECRETS),
+                    "CarrierCredentials": json.dumps(FAKE_CREDENTIALS),
+                },
+            )
             sqs, events = aws_client("sqs"), aws_client("events")
             tap = sqs.create_queue(QueueName="tap")["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -75,8 +82,16 @@ def test_a_polled_carrier_feeds_the_timeline(
     ]
     world.add(parcel, scans)
     # Given the warehouse tells Shiplight it handed the parcel to UPS (the shipment now exists)
-    body = generic_body([generic_event(carrier="ups", tracking_number="1Z4Y0A190348261953", code="handed_to_carrier",
-                                       occurred_at=START + timedelta(hours=2, minutes=30))])
+    body = generic_body(
+        [
+            generic_event(
+                carrier="ups",
+                tracking_number="1Z4Y0A190348261953",
+                code="handed_to_carrier",
+                occurred_at=START + timedelta(hours=2, minutes=30),
+            )
+        ]
+    )
     assert deployed.post_webhook("generic", body).status == 202
     deployed.drain()
     # When the schedule fires (every 10 minutes here, to keep the test short) for three days

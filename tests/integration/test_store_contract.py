@@ -121,8 +121,14 @@ def test_events_load_in_instant_order_whatever_the_write_order(store: ShipmentSt
 def test_merging_repoints_numbers_and_marks_the_absorbed(store: ShipmentStore) -> None:
     usps = TrackingKey("usps", "92419900000033499522966220")
     store.commit(Commit(shipment(1), None, [StoredEvent(scan(Milestone.PICKED_UP, 1), "ups")], [], [KEY]))
-    other = shipment(1).model_copy(update={"shipment_id": "shp_other", "carrier": "usps",
-                                           "tracking_number": usps.tracking_number, "tracking_keys": [f"usps:{usps.tracking_number}"]})
+    other = shipment(1).model_copy(
+        update={
+            "shipment_id": "shp_other",
+            "carrier": "usps",
+            "tracking_number": usps.tracking_number,
+            "tracking_keys": [f"usps:{usps.tracking_number}"],
+        }
+    )
     store.commit(Commit(other, None, [], [], [usps]))
     merged_record = other.model_copy(update={"merged_into": "shp_contract", "version": 2})
     # a stale absorbed version is refused, and nothing moves
@@ -137,8 +143,14 @@ def test_merging_repoints_numbers_and_marks_the_absorbed(store: ShipmentStore) -
 
 def test_the_due_index_lists_only_what_is_due_and_rearming_is_conditional(store: ShipmentStore) -> None:
     due_at = T0 + timedelta(hours=2)
-    polled = shipment(1, status=Milestone.PICKED_UP, poll_source="ups", poll_number=KEY.tracking_number,
-                      poll_due_at=due_at, poll_shard="POLL#3")
+    polled = shipment(
+        1,
+        status=Milestone.PICKED_UP,
+        poll_source="ups",
+        poll_number=KEY.tracking_number,
+        poll_due_at=due_at,
+        poll_shard="POLL#3",
+    )
     store.commit(Commit(polled, None, [], [], [KEY]))
     quiet = shipment(1).model_copy(update={"shipment_id": "shp_quiet", "tracking_number": "1Z000"})
     store.commit(Commit(quiet, None, [], [], [TrackingKey("ups", "1Z000")]))
@@ -146,7 +158,11 @@ def test_the_due_index_lists_only_what_is_due_and_rearming_is_conditional(store:
     assert list(index.due_for_poll("POLL#3", T0 + timedelta(hours=1))) == []
     (due,) = index.due_for_poll("POLL#3", T0 + timedelta(hours=3))
     assert (due.shipment_id, due.poll_source, due.poll_number, due.status) == (
-        "shp_contract", "ups", KEY.tracking_number, "picked_up")
+        "shp_contract",
+        "ups",
+        KEY.tracking_number,
+        "picked_up",
+    )
     assert index.rearm_poll(due, polled_at=T0 + timedelta(hours=3), next_due=T0 + timedelta(hours=6))
     assert not index.rearm_poll(due, polled_at=T0 + timedelta(hours=3), next_due=T0 + timedelta(hours=7))
     assert list(index.due_for_poll("POLL#3", T0 + timedelta(hours=5))) == []
