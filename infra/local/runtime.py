@@ -8,14 +8,15 @@ import logging
 import os
 import socket
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from infra.fake_carriers import FAKE_CREDENTIALS, CarrierWorld, FakeCarrierApi
+from infra.local import moto_speedups
 from infra.local.functions import FunctionHost
 from infra.local.gateway import LocalGateway
 from infra.local.pollers import QueuePoller
@@ -53,6 +54,7 @@ class RuntimeOptions:
     carrier_world: CarrierWorld | None = None  # what the fake carriers know (the simulator fills it)
     carrier_rate_limits: dict[str, tuple[float, float]] | None = None  # the fake carriers' limits
     schedules: bool = True  # fire the template's schedules on the runtime's clock
+    background: bool = True  # pollers and schedules in threads; False: the caller pumps (simulator)
 
 
 class LocalRuntime:
@@ -68,6 +70,7 @@ class LocalRuntime:
         self.pollers: list[QueuePoller] = []
         self.scheduler: LocalScheduler | None = None
         self.carriers: FakeCarrierApi | None = None
+        self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._tap_url = ""
 
@@ -77,15 +80,18 @@ class LocalRuntime:
         options = self.options
         moto_port = options.moto_port or free_port()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        # The handlers reach moto in-process (mock_aws: ~1 ms a call instead of ~3.5 ms over
+        # HTTP); the server on loopback shares the same backends, for the AWS CLI, SDKs and
+        # anything else outside this process. Starting the mock resets every backend.
+        moto_speedups.install()
+        self._mock = mock_aws()
+        self._mock.start()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
         self.endpoint = f"http://127.0.0.1:{moto_port}"
-        # moto keeps its state per process, not per server: start from an empty account.
-        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
-        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - our own loopback moto server
+        self._saved_env.setdefault("AWS_ENDPOINT_URL", os.environ.pop("AWS_ENDPOINT_URL", None))
         self._set_environment(
             {
-                "AWS_ENDPOINT_URL": self.endpoint,
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_SESSION_TOKEN": "testing",
@@ -112,9 +118,7 @@ class LocalRuntime:
         if options.secrets is not None:
             secret_values["WebhookSecrets"] = json.dumps(options.secrets)
         template = Template.load(options.template or TEMPLATE_PATH, parameters)
-        self.stack = deploy(
-            template, endpoint_url=self.endpoint, stack_name=options.stack_name, secret_values=secret_values
-        )
+        self.stack = deploy(template, stack_name=options.stack_name, secret_values=secret_values)
         self._tap_bus()
         self.host = FunctionHost(
             self.stack.functions,
@@ -124,7 +128,7 @@ class LocalRuntime:
         )
         self.gateway = self._gateway(template)
         self.gateway.start()
-        sqs = aws_client("sqs", self.endpoint)
+        sqs = aws_client("sqs")
         for source in template.queue_sources():
             poller = QueuePoller(
                 source,
@@ -134,13 +138,15 @@ class LocalRuntime:
                 invoke=self.host.invoke,
                 retry_delay=options.retry_delay,
             )
-            poller.start()
+            if options.background:
+                poller.start()
             self.pollers.append(poller)
         if options.schedules:
             self.scheduler = LocalScheduler(
                 template.schedules(), now=clock.now, invoke=self.host.invoke, stack_name=options.stack_name
             )
-            self.scheduler.start()
+            if options.background:
+                self.scheduler.start()
         return self
 
     def _gateway(self, template: Template) -> LocalGateway:
@@ -171,6 +177,9 @@ class LocalRuntime:
             self.host.close()
         if self.moto:
             self.moto.stop()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
         clock.install(None)
         for key, value in self._saved_env.items():
             if value is None:
@@ -208,7 +217,22 @@ class LocalRuntime:
         return self.gateway.url if self.gateway else ""
 
     def client(self, service: str) -> Any:
-        return aws_client(service, self.endpoint)
+        return aws_client(service)
+
+    def pump(self) -> int:
+        """Run everything that is due now, synchronously, until nothing is left: the schedules
+        whose time has come on the runtime's clock, then the event-source queues until empty.
+        Returns how many invocations ran. (The simulator drives the stack this way; ``shiplight
+        serve`` runs the same pollers and schedules in background threads instead.)"""
+        ran = 0
+        while True:
+            step = self.scheduler.tick() if self.scheduler else 0
+            for poller in self.pollers:
+                while poller.poll_once():
+                    step += 1
+            if not step:
+                return ran
+            ran += step
 
     def _tap_bus(self) -> None:
         """A local-only rule copying every Shiplight event to a queue, for the demo and

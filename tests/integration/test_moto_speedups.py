@@ -1,0 +1,67 @@
+"""The local stack's moto speed-ups change how fast Queries are answered, never what they answer."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from infra.local import moto_speedups
+from infra.local.stack import aws_client, deploy
+from infra.local.template import Template
+
+
+@pytest.fixture
+def table() -> Iterator[str]:
+    with mock_aws():
+        yield deploy(Template.load()).ref("ShipmentsTable")
+    moto_speedups.uninstall()
+
+
+def queries(table: str) -> list[dict[str, Any]]:
+    ddb = aws_client("dynamodb")
+    answers = []
+    for shipment in range(0, 40, 3):
+        answers.append(ddb.query(TableName=table, KeyConditionExpression="pk = :p",
+                                 ExpressionAttributeValues={":p": {"S": f"SHP#{shipment}"}}, ConsistentRead=True))
+        answers.append(ddb.query(TableName=table, KeyConditionExpression="pk = :p AND begins_with(sk, :e)",
+                                 ExpressionAttributeValues={":p": {"S": f"SHP#{shipment}"}, ":e": {"S": "EVT#"}},
+                                 ScanIndexForward=False, Limit=3))
+        answers.append(ddb.query(TableName=table, IndexName="ByToken", KeyConditionExpression="public_token = :t",
+                                 ExpressionAttributeValues={":t": {"S": f"token{shipment}"}}))
+    for shard in range(8):
+        answers.append(ddb.query(TableName=table, IndexName="ByPollDue",
+                                 KeyConditionExpression="poll_shard = :s AND poll_due_at <= :n",
+                                 ExpressionAttributeValues={":s": {"S": f"POLL#{shard}"}, ":n": {"S": "2026-11-20"}},
+                                 Limit=4))
+    return [{k: v for k, v in a.items() if k != "ResponseMetadata"} for a in answers]
+
+
+def test_answers_are_identical_with_and_without_the_speedups(table: str) -> None:
+    # Given a table of shipments, events and due times, and some writes after the first reads
+    ddb = aws_client("dynamodb")
+    rng = random.Random(7)
+    for shipment in range(40):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"SHP#{shipment}"}, "sk": {"S": "META"},
+                                            "public_token": {"S": f"token{shipment}"},
+                                            **({"poll_shard": {"S": f"POLL#{shipment % 8}"},
+                                                "poll_due_at": {"S": f"2026-11-{rng.randint(10, 30)}"}}
+                                               if shipment % 3 else {})})
+        for event in range(rng.randint(0, 6)):
+            ddb.put_item(TableName=table, Item={"pk": {"S": f"SHP#{shipment}"}, "sk": {"S": f"EVT#{event:03d}"},
+                                                "public_token": {"S": f"token{shipment}"}})
+    plain = queries(table)
+    # When the same Queries are answered with the speed-ups, before and after more writes
+    moto_speedups.install()
+    assert queries(table) == plain
+    ddb.update_item(TableName=table, Key={"pk": {"S": "SHP#4"}, "sk": {"S": "META"}},
+                    UpdateExpression="SET poll_due_at = :d", ExpressionAttributeValues={":d": {"S": "2026-11-01"}})
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "SHP#3"}, "sk": {"S": "EVT#000"}})
+    patched = queries(table)
+    moto_speedups.uninstall()
+    # Then every answer is the one moto itself gives
+    assert patched == queries(table)
+    assert patched != plain  # the writes were seen
