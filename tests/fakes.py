@@ -11,7 +11,8 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from shared.clock import isoformat_z
-from shared.dal.shipments import Commit, DueShipment
+from shared.dal.items import event_sk
+from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Commit, DueShipment
 from shared.errors import Conflict
 from shared.logic.poll import DueIndex
 from shared.logic.process import EventPublisher, ShipmentStore
@@ -22,7 +23,7 @@ from shared.models.shipment import OutboxEntry, Partition, QuarantineRecord, Shi
 class InMemoryShipmentStore:
     def __init__(self) -> None:
         self.shipments: dict[str, Shipment] = {}
-        self.events: dict[str, dict[str, StoredEvent]] = {}
+        self.events: dict[str, dict[str, StoredEvent]] = {}  # shipment → sort key → event, as in DynamoDB
         self.outbox: dict[str, dict[int, OutboxEntry]] = {}
         self.tracking: dict[TrackingKey, str] = {}
         self.quarantined: list[QuarantineRecord] = []
@@ -47,6 +48,8 @@ class InMemoryShipmentStore:
         if self.fail_next_commit is not None:
             error, self.fail_next_commit = self.fail_next_commit, None
             raise error
+        if commit.size > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"a commit holds at most {MAX_TRANSACTION_ITEMS} items, got {commit.size}")
         shipment = commit.shipment
         current = self.shipments.get(shipment.shipment_id)
         if commit.expected_version is None and current is not None:
@@ -56,8 +59,11 @@ class InMemoryShipmentStore:
         if any(key in self.tracking for key in commit.claim_keys):
             raise Conflict("tracking number taken")
         stored = self.events.setdefault(shipment.shipment_id, {})
-        if any(s.event.event_id in stored for s in commit.events):
+        if any(event_sk(s.event) in stored for s in commit.events):
             raise Conflict("event exists")
+        for reread in commit.replace_events:
+            if event_sk(reread.stored) not in stored or (reread.moves and event_sk(reread.better.event) in stored):
+                raise Conflict("replaced reading moved")
         for absorbed in commit.absorb:
             current_other = self.shipments.get(absorbed.shipment.shipment_id)
             if current_other is None or current_other.version != absorbed.expected_version:
@@ -72,8 +78,11 @@ class InMemoryShipmentStore:
             self.shipments[absorbed.shipment.shipment_id] = absorbed.shipment
             for key in absorbed.repoint:
                 self.tracking[key] = shipment.shipment_id
-        for s in [*commit.events, *commit.replace_events]:
-            stored[s.event.event_id] = s
+        for s in commit.events:
+            stored[event_sk(s.event)] = s
+        for reread in commit.replace_events:
+            del stored[event_sk(reread.stored)]
+            stored[event_sk(reread.better.event)] = reread.better
         for entry in commit.outbox:
             self.outbox.setdefault(shipment.shipment_id, {})[entry.sequence] = entry
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from shared.dal.items import (
     OUTBOX_PREFIX,
     event_from_item,
     event_item,
+    event_sk,
     outbox_from_item,
     outbox_item,
     outbox_sk,
@@ -31,7 +31,8 @@ from shared.dal.items import (
     tracking_item,
     tracking_pk,
 )
-from shared.errors import Conflict
+from shared.errors import Conflict, DependencyUnavailable
+from shared.models.canonical import CanonicalEvent
 from shared.models.shipment import (
     OutboxEntry,
     Partition,
@@ -41,6 +42,8 @@ from shared.models.shipment import (
     TrackingKey,
 )
 
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
+BATCH_ATTEMPTS = 8
 TOKEN_INDEX = "ByToken"  # noqa: S105 - an index name, not a secret
 POLL_INDEX = "ByPollDue"
 
@@ -69,6 +72,27 @@ class Absorbed:
     repoint: list[TrackingKey] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Reread:
+    """A stored reading of a scan replaced by a better reading of the same scan.
+
+    Both share the ``event_id`` (it floors the instant to the minute), but the better
+    reading may carry other seconds, so its sort key may differ: the store then writes the
+    new item and deletes the old one in the same transaction.
+    """
+
+    stored: CanonicalEvent
+    better: StoredEvent
+
+    @property
+    def moves(self) -> bool:
+        return event_sk(self.stored) != event_sk(self.better.event)
+
+    @property
+    def size(self) -> int:
+        return 2 if self.moves else 1
+
+
 @dataclass
 class Commit:
     """One atomic write of a shipment partition."""
@@ -79,18 +103,34 @@ class Commit:
     outbox: list[OutboxEntry] = field(default_factory=list)
     claim_keys: list[TrackingKey] = field(default_factory=list)  # tracking numbers to map to it
     absorb: list[Absorbed] = field(default_factory=list)
-    replace_events: list[StoredEvent] = field(default_factory=list)  # better readings of stored scans
+    replace_events: list[Reread] = field(default_factory=list)  # better readings of stored scans
 
     @property
     def size(self) -> int:
+        """Items in the transaction (at most ``MAX_TRANSACTION_ITEMS``)."""
         absorbed = sum(1 + len(a.repoint) for a in self.absorb)
-        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + len(self.replace_events)
+        rereads = sum(r.size for r in self.replace_events)
+        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + rereads
+
+
+def _until_processed(
+    call: Callable[..., dict[str, Any]], request: dict[str, Any], leftover: str, what: str
+) -> Iterator[dict[str, Any]]:
+    """Run a batch call again on what DynamoDB left unprocessed (``leftover``), backing off
+    between tries; yields each response."""
+    for attempt in range(BATCH_ATTEMPTS):
+        with aws_call(what):
+            response = call(RequestItems=request)
+        yield response
+        request = response.get(leftover) or {}
+        if not request:
+            return
+        time.sleep(min(0.05 * 2**attempt, 1.0))
+    raise DependencyUnavailable(f"{what}: DynamoDB left items unprocessed after {BATCH_ATTEMPTS} tries")
 
 
 class DynamoShipmentStore:
     """``ShipmentStore`` on DynamoDB (see ``shared.logic.process``)."""
-
-    MAX_TRANSACTION_ITEMS = 100
 
     def __init__(self, table_name: str) -> None:
         self.table = table_name
@@ -110,16 +150,10 @@ class DynamoShipmentStore:
                     "ProjectionExpression": "carrier, tracking_number, shipment_id",
                 }
             }
-            for attempt in range(8):
-                with aws_call("read tracking numbers"):
-                    response = ddb.batch_get_item(RequestItems=request)
+            for response in _until_processed(ddb.batch_get_item, request, "UnprocessedKeys", "read tracking numbers"):
                 for raw in response.get("Responses", {}).get(self.table, []):
                     item = decode_item(raw)
                     found[TrackingKey(item["carrier"], item["tracking_number"])] = item["shipment_id"]
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
         return found
 
     def load(self, shipment_id: str) -> Partition | None:
@@ -230,8 +264,8 @@ class DynamoShipmentStore:
 
     def commit(self, commit: Commit) -> None:
         """Write a partition change atomically; ``Conflict`` if anything moved underneath."""
-        if commit.size > self.MAX_TRANSACTION_ITEMS:
-            raise ValueError(f"a commit holds at most {self.MAX_TRANSACTION_ITEMS} items, got {commit.size}")
+        if commit.size > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"a commit holds at most {MAX_TRANSACTION_ITEMS} items, got {commit.size}")
         shipment = commit.shipment
         actions: list[dict[str, Any]] = []
         if commit.expected_version is None:
@@ -256,10 +290,15 @@ class DynamoShipmentStore:
                     "attribute_not_exists(pk)",
                 )
             )
-        for stored in commit.replace_events:
-            # Same key (instant and id unchanged); the record's version condition serialises this.
+        for reread in commit.replace_events:
+            better = event_item(reread.better.event, shipment=shipment, source=reread.better.source)
+            if not reread.moves:
+                actions.append(self._put(better, "attribute_exists(pk)"))
+                continue
+            actions.append(self._put(better, "attribute_not_exists(pk)"))
+            old_key = {"pk": encode(shipment_pk(shipment.shipment_id)), "sk": encode(event_sk(reread.stored))}
             actions.append(
-                self._put(event_item(stored.event, shipment=shipment, source=stored.source), "attribute_exists(pk)")
+                {"Delete": {"TableName": self.table, "Key": old_key, "ConditionExpression": "attribute_exists(pk)"}}
             )
         for entry in commit.outbox:
             actions.append(self._put(outbox_item(entry), "attribute_not_exists(pk)"))
@@ -281,9 +320,11 @@ class DynamoShipmentStore:
                         values={":s": absorbed.shipment.shipment_id},
                     )
                 )
-        token = hashlib.sha256(f"{shipment.shipment_id}#{shipment.version}".encode()).hexdigest()[:36]
+        # No ClientRequestToken of our own: one derived from the version would be shared by
+        # every writer racing to that version, turning a plain conflict into
+        # IdempotentParameterMismatch. botocore sends a fresh one and reuses it on its retries.
         try:
-            client("dynamodb").transact_write_items(TransactItems=actions, ClientRequestToken=token)
+            client("dynamodb").transact_write_items(TransactItems=actions)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
@@ -322,13 +363,8 @@ class DynamoShipmentStore:
         ddb = client("dynamodb")
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table: requests[start : start + 25]}
-            for attempt in range(8):
-                with aws_call("delete outbox entries"):
-                    response = ddb.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+            for _ in _until_processed(ddb.batch_write_item, pending, "UnprocessedItems", "delete outbox entries"):
+                pass
 
     def quarantine(self, record: QuarantineRecord) -> None:
         with aws_call("quarantine payload"):

@@ -13,6 +13,8 @@ the last transaction repoints its tracking numbers and marks it ``merged_into``.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 
 from shared import clock
 from shared.clock import isoformat_z
-from shared.dal.shipments import Absorbed, Commit
+from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Absorbed, Commit, Reread
 from shared.errors import Conflict
 from shared.logic.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
 from shared.logic.timeline import Transition, news, walk
@@ -38,8 +40,10 @@ from shared.models.shipment import (
 
 MILESTONE_REACHED = "Shipment Milestone Reached"
 COMMIT_ATTEMPTS = 6
-# Events per transaction: each may add an outbox entry, plus the record and tracking numbers.
-EVENTS_PER_COMMIT = 40
+# Transaction items each change may need: a new event and its outbox entry; a better
+# reading (new item, deletion of the old one when its instant moved, an outbox entry).
+FRESH_COST = 2
+REREAD_COST = 3
 
 
 class ShipmentStore(Protocol):
@@ -65,6 +69,7 @@ class Group:
 
     keys: list[TrackingKey]  # its tracking numbers seen in the batch, the shipper carrier's first
     owners: dict[TrackingKey, str]  # tracking number → shipment already holding it
+    firsts: set[TrackingKey] = field(default_factory=set)  # shipper carriers' numbers of its legs
     events: dict[str, StoredEvent] = field(default_factory=dict)
     message_ids: set[str] = field(default_factory=set)
     duplicates_in_batch: int = 0
@@ -138,6 +143,8 @@ def group_batch(contributions: Iterable[Contribution], resolve: Any) -> list[Gro
         root = keys.find(key)
         group = groups.setdefault(root, Group(keys=[], owners={}))
         group.keys.append(key)
+        if key in firsts:
+            group.firsts.add(key)
         if key in owners:
             group.owners[key] = owners[key]
     for item in contributions:
@@ -197,16 +204,12 @@ def milestone_detail(shipment: Shipment, transition: Transition, sequence: int) 
     }
 
 
-def _key_text(key: TrackingKey) -> str:
-    return f"{key.carrier}:{key.tracking_number}"
-
-
 def poll_fields(shipment: Shipment, now: datetime, options: CommitOptions) -> dict[str, Any]:
     """Where the shipment stands in the poll due-index after this commit.
 
     The poller asks the carrier now holding the parcel: the last-mile carrier once the
-    parcel reached it, the shipper carrier before. A due time only moves earlier on a
-    commit (a parcel out for delivery is polled sooner); the poller moves it later after
+    parcel reached it, the shipper carrier before. A future due time only moves earlier on
+    a commit (a parcel out for delivery is polled sooner); the poller moves it later after
     each poll. Terminal or silent shipments leave the index.
     """
     keys = shipment.keys
@@ -229,7 +232,10 @@ def poll_fields(shipment: Shipment, now: datetime, options: CommitOptions) -> di
         )
     if due is None:
         return {"poll_source": None, "poll_number": None, "poll_due_at": None, "poll_shard": None}
-    if shipment.poll_due_at is not None and shipment.poll_source == source and shipment.poll_due_at <= due:
+    if shipment.poll_due_at is not None and shipment.poll_source == source and now < shipment.poll_due_at <= due:
+        # An earlier future due time stands. A past one does not: a poll may be in flight,
+        # and moving the due time is what tells the poller's conditional re-arm that this
+        # commit happened (its re-arm would otherwise apply a cadence from stale status).
         due = shipment.poll_due_at
     return {
         "poll_source": source,
@@ -248,7 +254,7 @@ def _new_shipment(key: TrackingKey, source: str, now: datetime) -> Shipment:
         created_at=now,
         updated_at=now,
         first_source=source,
-        tracking_keys=[_key_text(key)],
+        tracking_keys=[str(key)],
     )
 
 
@@ -259,30 +265,38 @@ def _build(
     absorbing: list[Partition],
     now: datetime,
     options: CommitOptions,
-    rereads: list[StoredEvent] | None = None,
+    rereads: list[Reread],
 ) -> Commit:
     """The transaction adding ``fresh`` events, replacing stored readings by better ones
     (``rereads``), and, on the last slice, absorbing other shipments."""
-    rereads = rereads or []
-    first_source = (fresh or rereads)[0].source if (fresh or rereads) else "unknown"
-    shipment = partition.shipment if partition else _new_shipment(group.keys[0], first_source, now)
-    replaced = {stored.event.event_id: stored.event for stored in rereads}
+    sources = [s.source for s in fresh] + [r.better.source for r in rereads]
+    shipment = (
+        partition.shipment if partition else _new_shipment(group.keys[0], sources[0] if sources else "unknown", now)
+    )
+    replaced = {r.stored.event_id: r.better.event for r in rereads}
     existing = [replaced.get(stored.event.event_id, stored.event) for stored in partition.events] if partition else []
     before = {stored.event.event_id: stored.event for stored in partition.events} if partition else {}
     after = walk([*existing, *(stored.event for stored in fresh)])
     announced = news(
         after,
         previous_status_event=before.get(shipment.status_event_id or ""),
-        new_event_ids={stored.event.event_id for stored in (*fresh, *rereads)},
+        # A better reading of a stored scan is not news of its own; it is announced only
+        # if it changes the status (news() compares the status before and after).
+        new_event_ids={stored.event.event_id for stored in fresh},
     )
     owned = set(partition.shipment.keys) if partition else set()  # numbers already claimed by it
     all_keys = [*shipment.keys, *(k for k in group.keys if k not in shipment.keys)]
     for other in absorbing:
         all_keys += [k for k in other.shipment.keys if k not in all_keys]
+    # The shipper carrier's number leads, whichever number was seen first: the record's
+    # carrier and number, the poller's choice of carrier and the page's order follow it.
+    all_keys.sort(key=lambda k: k not in group.firsts)
     last = after.last_event
     pushes = [t for t in (shipment.last_push_at, group.pushed_at) if t is not None]
     updated = shipment.model_copy(
         update={
+            "carrier": all_keys[0].carrier,
+            "tracking_number": all_keys[0].tracking_number,
             "status": after.status,
             "status_since": after.status_event.occurred_at if after.status_event else None,
             "status_event_id": after.status_event.event_id if after.status_event else None,
@@ -291,7 +305,7 @@ def _build(
             "sequence": shipment.sequence + len(announced),
             "version": shipment.version + 1,
             "updated_at": now,
-            "tracking_keys": [_key_text(k) for k in all_keys],
+            "tracking_keys": [str(k) for k in all_keys],
             "last_push_at": max(pushes) if pushes else None,
         }
     )
@@ -356,9 +370,24 @@ def _load_parcel(group: Group, store: ShipmentStore) -> tuple[Partition | None, 
     return partitions[0], partitions[1:]
 
 
+def _slice(
+    fresh: list[StoredEvent], rereads: list[Reread], overhead: int
+) -> tuple[list[StoredEvent], list[Reread], bool]:
+    """The changes that fit one transaction beside ``overhead`` items, and whether that is all."""
+    capacity = MAX_TRANSACTION_ITEMS - overhead
+    if capacity < max(FRESH_COST, REREAD_COST):
+        raise ValueError(f"a parcel with {overhead} items of bookkeeping cannot be committed in one transaction")
+    taken_rereads = rereads[: capacity // REREAD_COST]
+    capacity -= REREAD_COST * len(taken_rereads)
+    taken_fresh = fresh[: capacity // FRESH_COST]
+    return taken_fresh, taken_rereads, len(taken_fresh) == len(fresh) and len(taken_rereads) == len(rereads)
+
+
 def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> Committed:
     """Add a parcel's events to its shipment (creating or merging), retrying on races.
 
+    A parcel whose changes do not fit one transaction (100 items) is written in slices,
+    each a consistent state of the shipment; other shipments are absorbed by the last.
     Outbox entries found in a partition are leftovers of a run that crashed before
     publishing; they join this batch's publication when this is a retry of the crashed
     message, or when they are older than ``options.leftover_grace`` — a fresher entry
@@ -378,17 +407,14 @@ def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> 
                 e for e in partition.outbox if group.retrying or now - e.created_at >= options.leftover_grace
             )
         stored = {s.event.event_id: s for s in survivor.events} if survivor else {}
-        stored_ids = set(stored)
-        rereads: list[StoredEvent] = []
-        for event_id in [event_id for event_id in group.events if event_id in stored_ids]:
-            incoming = group.events.pop(event_id)
-            outcome.duplicates += 1
+        rereads: list[Reread] = []
+        held_back: dict[str, StoredEvent] = {}  # readings of stored scans, weighed again if not written now
+        for event_id in [event_id for event_id in group.events if event_id in stored]:
+            incoming = held_back[event_id] = group.events.pop(event_id)
             better = _stronger(stored[event_id], incoming)
             if better.event != stored[event_id].event:
-                rereads.append(better)  # another source read this scan better: keep its reading
-        moving = {
-            s.event.event_id: s for other in absorbing for s in other.events if s.event.event_id not in stored_ids
-        }
+                rereads.append(Reread(stored=stored[event_id].event, better=better))
+        moving = {s.event.event_id: s for other in absorbing for s in other.events if s.event.event_id not in stored}
         fresh = sorted(
             [*group.events.values(), *(s for i, s in moving.items() if i not in group.events)],
             key=lambda s: s.event.sort_key,
@@ -397,38 +423,34 @@ def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> 
             k for k in group.keys if k not in group.owners and (survivor is None or k not in survivor.shipment.keys)
         ]
         if not fresh and not absorbing and not unclaimed and not rereads:
+            outcome.duplicates += len(held_back)
             outcome.shipment_id = survivor.shipment.shipment_id if survivor else None
             return outcome
         if not fresh and survivor is None:
             return outcome  # a leg link alone names no shipment yet: nothing to create
-        last_slice = len(fresh) <= EVENTS_PER_COMMIT
-        commit = _build(
-            survivor,
-            group,
-            fresh[:EVENTS_PER_COMMIT],
-            absorbing if last_slice else [],
-            now,
-            options,
-            rereads=rereads[:EVENTS_PER_COMMIT],
-        )
+        overhead = 1 + len(unclaimed) + sum(1 + len(other.shipment.keys) for other in absorbing)
+        fresh_now, rereads_now, last_slice = _slice(fresh, rereads, overhead)
+        commit = _build(survivor, group, fresh_now, absorbing if last_slice else [], now, options, rereads_now)
         try:
             store.commit(commit)
         except Conflict:
             attempts += 1
             if attempts >= COMMIT_ATTEMPTS:
                 raise
-            for reread in rereads:  # weigh them again against the fresh partition
-                group.events[reread.event.event_id] = reread
-                outcome.duplicates -= 1
+            group.events.update(held_back)  # weigh them again against the fresh partition
             group.owners = store.resolve(group.keys)
+            time.sleep(random.uniform(0.0, min(0.4, 0.02 * 2**attempts)))  # noqa: S311 - jitter, not crypto
             continue
+        waiting = {r.stored.event_id for r in rereads[len(rereads_now) :]}  # for a later slice
+        group.events.update({event_id: held_back[event_id] for event_id in waiting})
+        outcome.duplicates += len(held_back) - len(waiting)
         shipment_id = commit.shipment.shipment_id
         outcome.shipment_id = shipment_id
         outcome.stored += sum(1 for s in commit.events if s.event.event_id in group.events)
-        outcome.reread += len(commit.replace_events)
+        outcome.reread += len(rereads_now)
         outcome.pending.extend(commit.outbox)
-        for written in commit.events:
-            group.events.pop(written.event.event_id, None)
+        for event in commit.events:
+            group.events.pop(event.event.event_id, None)
         for key in [*commit.claim_keys, *(k for a in commit.absorb for k in a.repoint)]:
             group.owners[key] = shipment_id
         if last_slice:

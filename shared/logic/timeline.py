@@ -60,18 +60,19 @@ def news(after: Walk, *, previous_status_event: CanonicalEvent | None, new_event
     """The transitions to announce after new events joined a timeline.
 
     Only what happened after the status already announced is news: a late, older event
-    fills in history silently. If the status changed anyway (new events re-ordered the
-    walk without a transition of their own after the old point), the final transition
-    is announced so every status change is published once.
+    fills in history silently, even when it becomes the status event (a late in-transit
+    scan older than the in-transit status already announced is not news). If the status
+    value changed anyway (new events re-ordered the walk without a transition of their own
+    after the old point, or a better reading renamed the status scan), the final
+    transition is announced so every status change is published once.
     """
     if previous_status_event is None:
         announced = [t for t in after.transitions if t.event.event_id in new_event_ids]
     else:
         since = previous_status_event.sort_key
         announced = [t for t in after.transitions if t.event.event_id in new_event_ids and t.event.sort_key > since]
-    changed = after.status_event is not None and (
-        previous_status_event is None or after.status_event.event_id != previous_status_event.event_id
-    )
+    previous = previous_status_event.milestone if previous_status_event else None
+    changed = after.status is not None and after.status != previous
     if changed and not announced and after.transitions:
         announced = [after.transitions[-1]]
     return announced

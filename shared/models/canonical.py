@@ -198,7 +198,7 @@ def compute_event_id(
     description text or a source's own vocabulary. Sources differ in sub-minute
     precision, so the instant is floored to the minute. The raw code joins the key only
     for scans that map to nothing, so two different unmapped scans in the same minute
-    stay apart. When two sources read one scan differently, ``preferred`` decides which
+    stay apart. When two sources read one scan differently, ``reading_strength`` decides which
     reading the timeline keeps, whatever the order they arrive in.
     """
     minute = occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
@@ -221,8 +221,9 @@ def reading_strength(event: CanonicalEvent, source: str) -> tuple[object, ...]:
     A handover wins first: only a source that sees both legs (an aggregator) can know that
     the last-mile carrier's first scan is the handover. Otherwise the physical carrier's own
     reading of its scan wins over an aggregator's retelling; then the further milestone,
-    a reading that names a problem, the better-known time, the fuller place, the longer
-    description; the source name breaks any remaining tie, so the kept reading never
+    a reading that names a problem, the better-known time, a time to the second over one
+    to the minute, the fuller place, the longer description; the source name, the raw
+    code and finally the instant break any remaining tie, so the kept reading never
     depends on arrival order.
     """
     place = event.location
@@ -234,8 +235,10 @@ def reading_strength(event: CanonicalEvent, source: str) -> tuple[object, ...]:
         event.exception is not None,
         event.exception.value if event.exception else "",
         _TIME_QUALITY[event.time_source],
+        bool(event.occurred_at.second or event.occurred_at.microsecond),
         filled,
         len(event.description or ""),
         source,
         event.raw_code,
+        event.occurred_at,
     )

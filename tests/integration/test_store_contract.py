@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from infra.local.stack import deploy
 from infra.local.template import Template
-from shared.dal.shipments import Absorbed, Commit, DynamoShipmentStore
+from shared.dal.shipments import Absorbed, Commit, DynamoShipmentStore, Reread
 from shared.errors import Conflict
 from shared.logic.poll import DueIndex
 from shared.logic.process import ShipmentStore
@@ -116,6 +116,26 @@ def test_events_load_in_instant_order_whatever_the_write_order(store: ShipmentSt
     assert partition is not None
     ordered = sorted(partition.events, key=lambda s: s.event.sort_key)
     assert [s.event.occurred_at for s in ordered] == [T0 + timedelta(hours=1), T0 + timedelta(hours=48)]
+
+
+def test_a_better_reading_replaces_the_stored_one_even_when_its_seconds_differ(store: ShipmentStore) -> None:
+    floored = scan(Milestone.IN_TRANSIT, 5)
+    exact = scan(Milestone.ARRIVED_HUB, 5).model_copy(
+        update={"occurred_at": floored.occurred_at + timedelta(seconds=37)}
+    )
+    store.commit(Commit(shipment(1), None, [StoredEvent(floored, "easypost")], [], [KEY]))
+    # a reading at the same instant keeps its key; one with other seconds moves to a new key
+    same_instant = StoredEvent(scan(Milestone.ARRIVED_HUB, 5), "easypost")
+    store.commit(Commit(shipment(2), 1, replace_events=[Reread(floored, same_instant)]))
+    store.commit(Commit(shipment(3), 2, replace_events=[Reread(same_instant.event, StoredEvent(exact, "ups"))]))
+    partition = store.load("shp_contract")
+    assert partition is not None
+    assert [(s.source, s.event.occurred_at, s.event.milestone) for s in partition.events] == [
+        ("ups", exact.occurred_at, Milestone.ARRIVED_HUB)
+    ]
+    # replacing a reading that is no longer stored is refused
+    with pytest.raises(Conflict):
+        store.commit(Commit(shipment(4), 3, replace_events=[Reread(floored, StoredEvent(exact, "ups"))]))
 
 
 def test_merging_repoints_numbers_and_marks_the_absorbed(store: ShipmentStore) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from shared import clock
 from shared.clock import FrozenClock
 from shared.logic.commit import CommitOptions
@@ -113,3 +115,62 @@ def test_the_same_scan_from_an_aggregator_and_the_carrier_is_one_event_whatever_
         finals.add((shipment.status, shipment.event_count, kept.event.milestone, kept.source))
     # Then one event, with the stronger reading, and the same shipment state in both orders
     assert finals == {(Milestone.HANDED_TO_LAST_MILE, 2, Milestone.HANDED_TO_LAST_MILE, "seventeentrack")}
+
+
+def test_a_better_reading_of_a_scan_with_other_seconds_replaces_the_stored_one_in_either_order() -> None:
+    # Given an aggregator floors a UPS scan to the minute and UPS itself reports its seconds
+    floored = ups(Milestone.ARRIVED_HUB, 5)
+    exact = floored.model_copy(update={"occurred_at": floored.occurred_at + timedelta(seconds=37)})
+    assert floored.event_id == exact.event_id
+    finals = set()
+    for first, second in ((("easypost", floored), ("ups", exact)), (("ups", exact), ("easypost", floored))):
+        store, publisher = InMemoryShipmentStore(), RecordingPublisher()
+        deliver(store, publisher, Staged("m1", first[0], events=[first[1]]), hours=6)
+        deliver(store, publisher, Staged("m2", second[0], events=[second[1]]), hours=6)
+        (shipment,) = store.shipments.values()
+        (kept,) = store.events[shipment.shipment_id].values()
+        finals.add((kept.source, kept.event.occurred_at, shipment.event_count, len(publisher.published)))
+    # Then one event remains, the carrier's own reading with its seconds, announced once
+    assert finals == {("ups", exact.occurred_at, 1, 1)}
+
+
+@pytest.mark.parametrize("carrier_first", [True, False])
+def test_many_better_readings_and_new_scans_in_one_payload_are_all_kept(carrier_first: bool) -> None:
+    # Given an aggregator reported 60 scans as in-transit, then UPS reads each as an arrival
+    # and adds 40 new scans (more than one transaction holds)
+    retold = [ups(Milestone.IN_TRANSIT, hour) for hour in range(60)]
+    own = [ups(Milestone.ARRIVED_HUB, hour) for hour in range(60)] + [
+        ups(Milestone.ARRIVED_HUB if hour % 2 else Milestone.IN_TRANSIT, 100 + hour) for hour in range(40)
+    ]
+    deliveries = [("easypost", retold), ("ups", own)]
+    if carrier_first:
+        deliveries.reverse()
+    store, publisher = InMemoryShipmentStore(), RecordingPublisher()
+    for index, (source, events) in enumerate(deliveries):
+        outcome = commit_batch([Staged(f"m{index}", source, events=events)], store=store, publisher=publisher)
+        assert not outcome.failed_message_ids and not outcome.errors
+    # Then every scan is stored once, each in UPS's own reading, whichever came first
+    (shipment,) = store.shipments.values()
+    kept = list(store.events[shipment.shipment_id].values())
+    assert len(kept) == shipment.event_count == 100
+    assert {s.source for s in kept} == {"ups"}
+    assert store.commits >= 3  # it did not fit one transaction
+
+
+def test_when_the_last_mile_number_was_seen_first_the_shipper_number_still_leads_after_the_merge() -> None:
+    # Given USPS's number arrives first (a warehouse scan), then UPS's with the leg link
+    store, publisher = InMemoryShipmentStore(), RecordingPublisher()
+    deliver(store, publisher, Staged("m1", "usps", events=[usps(Milestone.ARRIVED_HUB, 36)]), hours=36)
+    deliver(store, publisher, Staged("m2", "ups", events=[ups(Milestone.PICKED_UP, 1)]), hours=37)
+    deliver(
+        store,
+        publisher,
+        Staged("m3", "ups", events=[ups(Milestone.HANDED_TO_LAST_MILE, 30)], legs=[(UPS, USPS)]),
+        hours=38,
+    )
+    # Then the surviving shipment is the older (USPS-created) one, but UPS's number leads:
+    # the record names UPS, and after the handover the poller asks USPS, the carrier holding it
+    (merged,) = [s for s in store.shipments.values() if not s.merged_into]
+    assert merged.keys == [UPS, USPS]
+    assert (merged.carrier, merged.tracking_number) == (UPS.carrier, UPS.tracking_number)
+    assert (merged.poll_source, merged.poll_number) == ("usps", USPS.tracking_number)

@@ -178,6 +178,17 @@ def test_a_concurrent_change_is_retried_on_the_fresh_record() -> None:
     assert harness.shipment().status is Milestone.PICKED_UP
 
 
+def test_a_late_older_scan_of_the_current_status_is_history_not_news() -> None:
+    harness = Harness()
+    harness.deliver(body_of(("packed", 0), ("handed_to_carrier", 6), ("in_transit", 20)))
+    announced = harness.published_milestones()
+    # When a poll backfills an in-transit scan older than the one already announced
+    harness.deliver(body_of(("in_transit", 10)))
+    # Then the timeline has it, and nobody is told about in-transit twice
+    assert harness.shipment().event_count == 4
+    assert harness.published_milestones() == announced
+
+
 def test_a_verified_payload_no_adapter_can_read_is_quarantined_not_retried() -> None:
     harness = Harness()
     off_schema = b'{"schema":"shiplight.generic.v1","events":[{"carrier":"ups","code":"packed"}]}'
