@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from pydantic import ValidationError
 
@@ -25,6 +26,7 @@ from shared.models.geo import normalize_country, zone_for
 from shared.models.shipment import TrackingKey
 
 MAPPINGS = Path(__file__).parent / "mappings"
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,21 @@ def _local_zone(place: Location | None, at: datetime):  # type: ignore[no-untype
     return zone_for(place.country, place.region, place.postal_code, at)
 
 
+def in_range(resolve: Callable[P, ResolvedTime]) -> Callable[P, ResolvedTime]:
+    """Report a time at the edge of the calendar (``0001-01-01…+05:00``, ``9999-12-31…``,
+    which some APIs send for "no date") as a payload problem, not a crash."""
+
+    @functools.wraps(resolve)
+    def resolving(*args: P.args, **kwargs: P.kwargs) -> ResolvedTime:
+        try:
+            return resolve(*args, **kwargs)
+        except OverflowError:
+            raise PayloadError("time is outside the calendar (a placeholder date?)") from None
+
+    return resolving
+
+
+@in_range
 def time_from_aware(value: datetime, place: Location | None = None) -> ResolvedTime:
     """The carrier gave an offset (or ``Z``): the instant is known.
 
@@ -205,6 +222,7 @@ def time_from_aware(value: datetime, place: Location | None = None) -> ResolvedT
     return ResolvedTime(instant, local, TimeSource.CARRIER_OFFSET)
 
 
+@in_range
 def time_from_local(value: datetime, place: Location | None) -> ResolvedTime:
     """Local wall time without an offset, resolved with the scan location's time zone.
 
@@ -243,12 +261,14 @@ def parse_offset(value: object) -> timedelta | None:
     return -delta if sign == "-" else delta
 
 
+@in_range
 def time_with_offset(local: datetime, offset: timedelta, place: Location | None = None) -> ResolvedTime:
     """Local wall time plus the offset the carrier gave separately (USPS ``GMTOffset``…)."""
     aware = local.replace(tzinfo=timezone(offset))
     return time_from_aware(aware, place)
 
 
+@in_range
 def time_from_utc(utc: datetime, local: datetime | None, place: Location | None) -> ResolvedTime:
     """A carrier's UTC field (UPS ``gmtDate/gmtTime``, USPS ``GMTTimestamp``, 17TRACK
     ``time_utc``), with its local twin when given: the instant comes from UTC; the local

@@ -37,6 +37,7 @@ from shared.adapters.base import (
     ResolvedTime,
     build_event,
     first_error,
+    in_range,
     location,
     parse_iso,
     parse_offset,
@@ -151,6 +152,7 @@ def _local_wall_time(event: TrackingEvent, *, required: bool) -> datetime | None
     return value.replace(tzinfo=None) if value else None
 
 
+@in_range
 def resolve_time(event: TrackingEvent, place: Location | None) -> ResolvedTime:
     """The instant of one USPS scan from its GMT, local and offset fields (see module doc)."""
     gmt = _parse(event.GMTTimestamp, "GMTTimestamp")
