@@ -6,6 +6,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# Tokens that float rounding may leave missing after sleeping exactly ``wait_time()``: the
+# clock's timestamps are large (seconds since boot), so ``later - earlier`` differs from the
+# wait by an ulp, and ``tokens`` lands on 0.9999999… instead of 1. A millionth of a token is
+# far above that error and far below anything a carrier could notice.
+TOLERANCE = 1e-6
+
 
 @dataclass
 class TokenBucket:
@@ -29,11 +35,11 @@ class TokenBucket:
     def wait_time(self) -> float:
         """Seconds until one token is available (0 when one is)."""
         self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1 - TOLERANCE else (1 - self.tokens) / self.rate
 
     def take(self) -> None:
         self._refill()
-        if self.tokens < 1:
+        if self.tokens < 1 - TOLERANCE:
             raise RuntimeError("take() without an available token: call wait_time() first")
         self.tokens -= 1
 
