@@ -65,8 +65,16 @@ def _index_groups(table: Table, index_name: str) -> dict[Any, list[Any]]:
     return groups
 
 
-_MUTATIONS = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item",
-              "create_table", "delete_table", "update_table")
+_MUTATIONS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "batch_write_item",
+    "create_table",
+    "delete_table",
+    "update_table",
+)
 
 
 def install() -> None:

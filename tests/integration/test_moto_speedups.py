@@ -25,18 +25,41 @@ def queries(table: str) -> list[dict[str, Any]]:
     ddb = aws_client("dynamodb")
     answers = []
     for shipment in range(0, 40, 3):
-        answers.append(ddb.query(TableName=table, KeyConditionExpression="pk = :p",
-                                 ExpressionAttributeValues={":p": {"S": f"SHP#{shipment}"}}, ConsistentRead=True))
-        answers.append(ddb.query(TableName=table, KeyConditionExpression="pk = :p AND begins_with(sk, :e)",
-                                 ExpressionAttributeValues={":p": {"S": f"SHP#{shipment}"}, ":e": {"S": "EVT#"}},
-                                 ScanIndexForward=False, Limit=3))
-        answers.append(ddb.query(TableName=table, IndexName="ByToken", KeyConditionExpression="public_token = :t",
-                                 ExpressionAttributeValues={":t": {"S": f"token{shipment}"}}))
+        answers.append(
+            ddb.query(
+                TableName=table,
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": f"SHP#{shipment}"}},
+                ConsistentRead=True,
+            )
+        )
+        answers.append(
+            ddb.query(
+                TableName=table,
+                KeyConditionExpression="pk = :p AND begins_with(sk, :e)",
+                ExpressionAttributeValues={":p": {"S": f"SHP#{shipment}"}, ":e": {"S": "EVT#"}},
+                ScanIndexForward=False,
+                Limit=3,
+            )
+        )
+        answers.append(
+            ddb.query(
+                TableName=table,
+                IndexName="ByToken",
+                KeyConditionExpression="public_token = :t",
+                ExpressionAttributeValues={":t": {"S": f"token{shipment}"}},
+            )
+        )
     for shard in range(8):
-        answers.append(ddb.query(TableName=table, IndexName="ByPollDue",
-                                 KeyConditionExpression="poll_shard = :s AND poll_due_at <= :n",
-                                 ExpressionAttributeValues={":s": {"S": f"POLL#{shard}"}, ":n": {"S": "2026-11-20"}},
-                                 Limit=4))
+        answers.append(
+            ddb.query(
+                TableName=table,
+                IndexName="ByPollDue",
+                KeyConditionExpression="poll_shard = :s AND poll_due_at <= :n",
+                ExpressionAttributeValues={":s": {"S": f"POLL#{shard}"}, ":n": {"S": "2026-11-20"}},
+                Limit=4,
+            )
+        )
     return [{k: v for k, v in a.items() if k != "ResponseMetadata"} for a in answers]
 
 
@@ -45,20 +68,41 @@ def test_answers_are_identical_with_and_without_the_speedups(table: str) -> None
     ddb = aws_client("dynamodb")
     rng = random.Random(7)
     for shipment in range(40):
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"SHP#{shipment}"}, "sk": {"S": "META"},
-                                            "public_token": {"S": f"token{shipment}"},
-                                            **({"poll_shard": {"S": f"POLL#{shipment % 8}"},
-                                                "poll_due_at": {"S": f"2026-11-{rng.randint(10, 30)}"}}
-                                               if shipment % 3 else {})})
+        ddb.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": f"SHP#{shipment}"},
+                "sk": {"S": "META"},
+                "public_token": {"S": f"token{shipment}"},
+                **(
+                    {
+                        "poll_shard": {"S": f"POLL#{shipment % 8}"},
+                        "poll_due_at": {"S": f"2026-11-{rng.randint(10, 30)}"},
+                    }
+                    if shipment % 3
+                    else {}
+                ),
+            },
+        )
         for event in range(rng.randint(0, 6)):
-            ddb.put_item(TableName=table, Item={"pk": {"S": f"SHP#{shipment}"}, "sk": {"S": f"EVT#{event:03d}"},
-                                                "public_token": {"S": f"token{shipment}"}})
+            ddb.put_item(
+                TableName=table,
+                Item={
+                    "pk": {"S": f"SHP#{shipment}"},
+                    "sk": {"S": f"EVT#{event:03d}"},
+                    "public_token": {"S": f"token{shipment}"},
+                },
+            )
     plain = queries(table)
     # When the same Queries are answered with the speed-ups, before and after more writes
     moto_speedups.install()
     assert queries(table) == plain
-    ddb.update_item(TableName=table, Key={"pk": {"S": "SHP#4"}, "sk": {"S": "META"}},
-                    UpdateExpression="SET poll_due_at = :d", ExpressionAttributeValues={":d": {"S": "2026-11-01"}})
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "SHP#4"}, "sk": {"S": "META"}},
+        UpdateExpression="SET poll_due_at = :d",
+        ExpressionAttributeValues={":d": {"S": "2026-11-01"}},
+    )
     ddb.delete_item(TableName=table, Key={"pk": {"S": "SHP#3"}, "sk": {"S": "EVT#000"}})
     patched = queries(table)
     moto_speedups.uninstall()
