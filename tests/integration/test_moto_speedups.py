@@ -109,3 +109,62 @@ def test_answers_are_identical_with_and_without_the_speedups(table: str) -> None
     # Then every answer is the one moto itself gives
     assert patched == queries(table)
     assert patched != plain  # the writes were seen
+
+
+def _everything(table: str) -> list[dict[str, Any]]:
+    items = aws_client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+
+
+def _transactions(table: str) -> list[str]:
+    """Three transactions: one that commits, one cancelled by a condition after an earlier Put
+    and Update in it went through, one refused for naming an item twice. Returns each outcome."""
+    ddb = aws_client("dynamodb")
+    outcomes = []
+    put = {"Put": {"TableName": table, "Item": {"pk": {"S": "SHP#1"}, "sk": {"S": "EVT#new"}}}}
+    update = {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": {"S": "SHP#1"}, "sk": {"S": "META"}},
+            "UpdateExpression": "SET version = version + :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+    }
+    delete = {"Delete": {"TableName": table, "Key": {"pk": {"S": "SHP#1"}, "sk": {"S": "EVT#old"}}}}
+    refused = {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": {"pk": {"S": "SHP#2"}, "sk": {"S": "META"}},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+    for items in (
+        [put, update, delete],
+        [update, {**put, "Put": {**put["Put"], "Item": {"pk": {"S": "SHP#1"}, "sk": {"S": "EVT#newer"}}}}, refused],
+        [update, update],
+    ):
+        try:
+            ddb.transact_write_items(TransactItems=items)
+            outcomes.append("committed")
+        except ddb.exceptions.ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+    return outcomes
+
+
+@pytest.mark.parametrize("patched", [False, True], ids=["moto", "speedups"])
+def test_a_cancelled_transaction_leaves_the_table_as_moto_leaves_it(table: str, patched: bool) -> None:
+    # Given a shipment with a record and an event, and another shipment
+    ddb = aws_client("dynamodb")
+    for pk, sk in (("SHP#1", "META"), ("SHP#1", "EVT#old"), ("SHP#2", "META")):
+        ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}, "version": {"N": "1"}})
+    if patched:
+        moto_speedups.install()
+    # When a transaction commits, then one is cancelled half-way and one is refused outright
+    outcomes = _transactions(table)
+    # Then only the first one's writes are in the table, exactly as moto itself leaves it
+    assert outcomes == ["committed", "TransactionCanceledException", "ValidationException"]
+    assert _everything(table) == [
+        {"pk": {"S": "SHP#1"}, "sk": {"S": "EVT#new"}},
+        {"pk": {"S": "SHP#1"}, "sk": {"S": "META"}, "version": {"N": "2"}},
+        {"pk": {"S": "SHP#2"}, "sk": {"S": "META"}, "version": {"N": "1"}},
+    ]
