@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.local import moto_speedups
 from infra.local.functions import InvocationError
 from infra.local.template import REGION, QueueSource
 
@@ -125,6 +126,8 @@ class QueuePoller:
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Deliver one batch; returns how many messages it held (0: the queue was empty)."""
+        if not wait_seconds and moto_speedups.queue_has_visible_messages(self.queue_url) is False:
+            return 0  # the in-process queue is empty: no ReceiveMessage round trip needed
         messages = self._receive(wait_seconds)
         if not messages:
             return 0
