@@ -313,6 +313,9 @@ def poller_read_cost() -> dict[str, float]:
         def fetch(self, source: str, number: str) -> Answer:
             return Answer(200, b"{}")
 
+        def worst_case_seconds(self, source: str) -> float:
+            return 0.0
+
     with mock_aws():
         reset_clients()
         store = DynamoShipmentStore(deploy(Template.load()).ref("ShipmentsTable"))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from shared import clock
 from shared.errors import NotFound, PayloadError
@@ -76,11 +76,63 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         for logical_id, why in sorted(stack.not_emulated.items()):
             out.write(f"  not emulated: {logical_id} — {why}\n")
         out.write(f"Function logs in {args.state_dir / 'logs'}/. Ctrl-C to stop.\n")
+        # `shiplight api-key … --local` finds this stack through this file.
+        (args.state_dir / "local.json").write_text(json.dumps({"url": runtime.url, "moto": runtime.endpoint}))
         out.flush()
         _wait_for_interrupt()
         return 0
     finally:
         runtime.stop()
+
+
+def _key_store(args: argparse.Namespace) -> Any:
+    from infra.apikeys import deployed_store, local_store, local_url
+
+    if args.local is not None:
+        return local_store(args.local or local_url(args.state_dir))
+    return deployed_store(args.stack_name, args.region)
+
+
+def _cmd_api_key(args: argparse.Namespace, out: TextIO) -> int:
+    from infra.apikeys import KeyStoreNotFound
+    from shared.errors import ServiceError
+    from shared.logic.auth import create_api_key, revoke_api_key
+
+    try:
+        store = _key_store(args)
+        if args.action == "create":
+            record, key = create_api_key(store, label=args.label, now=clock.now())
+            if args.json:
+                out.write(json.dumps({**record.listing(), "api_key": key}) + "\n")
+            else:
+                out.write(key + "\n")
+                sys.stderr.write(
+                    f"API key {record.key_id} ({record.label or 'no label'}) created. This is the only time it is "
+                    "shown: send it as 'Authorization: Bearer <key>'.\n"
+                )
+        elif args.action == "list":
+            listing = [record.listing() for record in store.all()]
+            if args.json:
+                out.write(json.dumps(listing, indent=2) + "\n")
+            else:
+                rows = [("key id", "label", "created", "revoked")]
+                rows += [
+                    (r["key_id"] or "", r["label"] or "", r["created_at"] or "", r["revoked_at"] or "-")
+                    for r in listing
+                ]
+                widths = [max(len(row[i]) for row in rows) for i in range(4)]
+                for row in rows:
+                    out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        else:
+            record = revoke_api_key(store, args.key_id, now=clock.now())
+            if args.json:
+                out.write(json.dumps(record.listing()) + "\n")
+            else:
+                out.write(f"API key {record.key_id} revoked at {record.revoked_at} (within 5 minutes everywhere)\n")
+        return 0
+    except (KeyStoreNotFound, ServiceError) as error:
+        sys.stderr.write(f"shiplight api-key {args.action}: {getattr(error, 'detail', error)}\n")
+        return 1
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -114,6 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
     normalize.add_argument("--carrier", required=True, help="source name, see `shiplight carriers`")
     normalize.add_argument("file", help="payload file, or - for stdin")
     normalize.set_defaults(run=_cmd_normalize)
+
+    api_key = commands.add_parser("api-key", help="create, list or revoke merchant API keys")
+    key_actions = api_key.add_subparsers(dest="action", required=True)
+    key_create = key_actions.add_parser("create", help="create a key and print it (only this once)")
+    key_create.add_argument("--label", help="what the key is for, e.g. the shop or system using it")
+    key_actions.add_parser("list", help="every key: id, label, created, revoked (never the key)")
+    key_revoke = key_actions.add_parser("revoke", help="revoke a key (takes effect within 5 minutes)")
+    key_revoke.add_argument("key_id", help="the key id, as `list` shows it")
+    for sub in key_actions.choices.values():
+        sub.add_argument(
+            "--local",
+            nargs="?",
+            const="",
+            metavar="URL",
+            help="a running `shiplight serve` (default: the one that wrote --state-dir, else port 3000)",
+        )
+        sub.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
+        sub.add_argument("--stack-name", default="shiplight", help="deployed stack (default: shiplight)")
+        sub.add_argument("--region", help="AWS region of the deployed stack (default: your AWS configuration)")
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    api_key.set_defaults(run=_cmd_api_key)
 
     carriers = commands.add_parser("carriers", help="supported sources, their ingest mode and signature scheme")
     carriers.set_defaults(run=_cmd_carriers)

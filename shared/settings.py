@@ -63,6 +63,25 @@ class PublicApiSettings:
     shipments_table: str
 
 
+@dataclasses.dataclass(frozen=True)
+class MerchantApiSettings:
+    """merchant_api: registration, shipment views (and the routes others add)."""
+
+    shipments_table: str
+    event_bus_name: str
+    poll_sources: str = ""  # comma list, as the processor's: a registration may start polling
+    # Where tracking links point: a base URL (``/t/{token}`` is appended) or a template
+    # holding ``{token}``; empty: the address the merchant called the API on.
+    public_base_url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthorizerSettings:
+    """authorizer: reads the ApiKeys table only."""
+
+    api_keys_table: str
+
+
 def load(settings_type: type[T]) -> T:
     """Build ``settings_type`` from environment variables named after its fields, upper-cased."""
     fields = dataclasses.fields(settings_type)  # type: ignore[arg-type]

@@ -5,6 +5,8 @@ literal segment beats a parameter, as in API Gateway), turned into the event API
 Gateway would send (headers lower-cased, repeated headers joined with commas, cookies
 split out, non-text bodies base64-encoded), and the handler's response is written back.
 Routes outside the template answer 404 ``{"message":"Not Found"}`` like API Gateway.
+Routes guarded by a Lambda authorizer run it first, with API Gateway's caching and
+answers (``infra.local.authorizers``). Nothing here logs a request: headers carry keys.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from infra.local.authorizers import LocalAuthorizers
 from infra.local.functions import InvocationError
-from infra.local.template import ACCOUNT_ID, Route
+from infra.local.template import ACCOUNT_ID, HttpAuthorizer, Route
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 _TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|.*\+(json|xml)\b)")
 
+_SET_BY_GATEWAY = ("x-forwarded-proto", "x-forwarded-port")  # API Gateway's own, not the client's
 Invoke = Callable[[str, dict[str, Any]], Any]
 LocalRoutes = Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes] | None]
 
@@ -133,11 +137,14 @@ class LocalGateway:
         host: str = "127.0.0.1",
         port: int = 3000,
         local_routes: LocalRoutes | None = None,
+        authorizers: dict[str, HttpAuthorizer] | None = None,
     ) -> None:
         self.routes = [CompiledRoute(route, route.pattern()) for route in routes]
         self.invoke = invoke
         self.now = now
         self.local_routes = local_routes
+        # A guarded route with no authorizer declared fails closed (500), never open.
+        self.authorizers = LocalAuthorizers(authorizers or {}, invoke, now=now)
         self.server = ThreadingHTTPServer((host, port), self._handler_class())
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -176,17 +183,22 @@ class LocalGateway:
         if matched is None:
             return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
         route, parameters = matched
+        port = self.server.server_address[1]
+        forwarded = [("x-forwarded-for", ip), ("x-forwarded-port", str(port)), ("x-forwarded-proto", "http")]
         event = http_event(
             route=route,
             method=method,
             raw_path=parts.path,
             query=parts.query,
-            headers=headers,
+            headers=[*(h for h in headers if h[0].lower() not in _SET_BY_GATEWAY), *forwarded],
             body=body,
             path_parameters=parameters,
             source_ip=ip,
             now=self.now(),
         )
+        refused = self.authorizers.authorize(route, event)
+        if refused is not None:
+            return refused
         try:
             return http_response(self.invoke(route.function, event))
         except InvocationError:

@@ -154,7 +154,12 @@ class LocalRuntime:
 
         def on(port: int) -> LocalGateway:
             return LocalGateway(
-                template.http_routes(), host.invoke, now=clock.now, port=port, local_routes=self._local_routes
+                template.http_routes(),
+                host.invoke,
+                now=clock.now,
+                port=port,
+                local_routes=self._local_routes,
+                authorizers=template.http_authorizers(),
             )
 
         if self.options.port is not None:

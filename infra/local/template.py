@@ -96,6 +96,7 @@ class Route:
     method: str
     path: str  # /webhooks/{carrier}
     function: str  # logical id
+    authorizer: str | None = None  # name of the HttpApi's Lambda authorizer guarding it
 
     @property
     def route_key(self) -> str:
@@ -111,6 +112,18 @@ class Route:
             else:
                 regex += re.escape(part)
         return re.compile(f"^{regex}$")
+
+
+@dataclass(frozen=True)
+class HttpAuthorizer:
+    """A Lambda authorizer of an ``AWS::Serverless::HttpApi`` (``Auth.Authorizers``)."""
+
+    name: str
+    function: str  # logical id of the authorizer function
+    identity_headers: tuple[str, ...]  # lower-cased; all must be present and non-empty
+    ttl_seconds: int  # ReauthorizeEvery: results cached per identity for this long (0: never)
+    payload_version: str
+    simple_responses: bool
 
 
 @dataclass(frozen=True)
@@ -248,13 +261,51 @@ class Template:
             )
         return specs
 
+    def http_authorizers(self) -> dict[str, HttpAuthorizer]:
+        """The Lambda authorizers declared on the template's HTTP APIs, by name."""
+        found: dict[str, HttpAuthorizer] = {}
+        for _api, resource in self.of_type("AWS::Serverless::HttpApi"):
+            authorizers = resource.get("Properties", {}).get("Auth", {}).get("Authorizers", {})
+            for name, spec in authorizers.items():
+                arn = spec.get("FunctionArn")
+                if not (isinstance(arn, dict) and "Fn::GetAtt" in arn):
+                    raise TemplateError(f"authorizer {name}: FunctionArn must be !GetAtt <Function>.Arn")
+                identity = spec.get("Identity", {})
+                found[name] = HttpAuthorizer(
+                    name=name,
+                    function=arn["Fn::GetAtt"][0],
+                    identity_headers=tuple(str(h).lower() for h in identity.get("Headers", [])),
+                    # SAM's default for ReauthorizeEvery is 300 seconds.
+                    ttl_seconds=int(identity.get("ReauthorizeEvery", 300)),
+                    payload_version=str(spec.get("AuthorizerPayloadFormatVersion", "")),
+                    simple_responses=bool(spec.get("EnableSimpleResponses", False)),
+                )
+        return found
+
+    def _default_authorizer(self, api: Any) -> str | None:
+        logical = api.get("Ref") if isinstance(api, dict) else None
+        resource = self.resources.get(logical or "", {})
+        default = resource.get("Properties", {}).get("Auth", {}).get("DefaultAuthorizer")
+        return str(default) if default else None
+
     def http_routes(self) -> list[Route]:
-        routes = [
-            Route(method=str(event["Properties"]["Method"]).upper(), path=event["Properties"]["Path"], function=name)
-            for name, spec in self.functions().items()
-            for event in spec.events.values()
-            if event.get("Type") == "HttpApi"
-        ]
+        routes: list[Route] = []
+        for name, spec in self.functions().items():
+            for event in spec.events.values():
+                if event.get("Type") != "HttpApi":
+                    continue
+                properties = event["Properties"]
+                authorizer = properties.get("Auth", {}).get("Authorizer") or self._default_authorizer(
+                    properties.get("ApiId")
+                )
+                routes.append(
+                    Route(
+                        method=str(properties["Method"]).upper(),
+                        path=properties["Path"],
+                        function=name,
+                        authorizer=None if authorizer in (None, "NONE") else str(authorizer),
+                    )
+                )
         # Literal segments win over parameters, as API Gateway matches the most specific route.
         return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
 

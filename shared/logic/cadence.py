@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from shared.models.canonical import Milestone
 
 SHARDS = 8
+RUN_PERIOD = timedelta(minutes=5)  # the poller's schedule (template.yaml: rate(5 minutes))
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,10 @@ def next_poll(
 def shard_of(shipment_id: str) -> str:
     """The due-index partition of a shipment: spreads writes over ``SHARDS`` keys."""
     return f"POLL#{int(hashlib.sha256(shipment_id.encode()).hexdigest()[:4], 16) % SHARDS}"
+
+
+def first_shard(now: datetime) -> int:
+    """The due-index shard a run started at ``now`` reads first: the next one on each run of
+    the schedule, so in any eight runs in a row every shard is read first once, and a backlog
+    in one shard cannot starve the shards read after it."""
+    return int(now.timestamp() // RUN_PERIOD.total_seconds()) % SHARDS

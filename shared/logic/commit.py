@@ -28,6 +28,7 @@ from shared.logic.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
 from shared.logic.timeline import Transition, news, walk
 from shared.models.canonical import CanonicalEvent, Milestone, reading_strength
 from shared.models.shipment import (
+    REGISTRATION_FIELDS,
     OutboxEntry,
     Partition,
     QuarantineRecord,
@@ -310,6 +311,9 @@ def _build(
         }
     )
     updated = updated.model_copy(update=poll_fields(updated, now, options))
+    registered = next((other.shipment for other in absorbing if other.shipment.registered_at), None)
+    if updated.registered_at is None and registered is not None:  # the merchant's data survives the merge
+        updated = updated.model_copy(update={name: getattr(registered, name) for name in REGISTRATION_FIELDS})
     outbox = [
         OutboxEntry(
             shipment_id=shipment.shipment_id,

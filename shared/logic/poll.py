@@ -1,34 +1,48 @@
 """The carrier poller's run: ask carriers about the shipments that are due, and only those.
 
 Due shipments come from the sparse, sharded ``ByPollDue`` index (never a Scan): one index
-item read per shipment polled. Each answer goes onto the ingest queue as a ``poll``
-envelope, exactly like a webhook, so there is one processing path. Then the shipment's
-due time moves on by the cadence of its status (``shared.logic.cadence``). A carrier is
-never called faster than its token bucket allows; a carrier that answers 429 (after the
-client's bounded retries) or refuses our credentials is left alone for the rest of the run,
-its shipments re-armed a little later instead of hammered.
+item read per shipment polled, one Query per shard on a run with nothing due. Each run starts
+at the next shard (``cadence.first_shard``), so a backlog in one shard cannot starve the others.
+What is read goes into one queue per carrier, and the carriers are served in turn: a carrier
+waiting for its token bucket, resting after a 429 or slow to answer takes one turn at a time
+and never holds the others up. Each answer goes onto the ingest queue as a ``poll`` envelope,
+exactly like a webhook, so there is one processing path; then the shipment's due time moves on
+by the cadence of its status (``shared.logic.cadence``).
+
+A carrier is never called faster than its token bucket allows. A 429 rests it for its
+``Retry-After`` (for the rest of the run when it gives none, or one longer than the run);
+three failures in a row (unreachable, 5xx, 429) rest it for the rest of the run; refused
+credentials are re-read once and otherwise rest it for an hour. A rested carrier's shipments
+are re-armed a little later, never dropped. No fetch starts unless its worst case
+(``Carriers.worst_case_seconds``) fits in the time the function has left.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from shared.dal.carrier_api import Answer, CredentialsMissing, CredentialsRefused
+from shared.dal.carrier_api import Answer, CarrierClient, CredentialsMissing, CredentialsRefused
 from shared.dal.shipments import DueShipment
-from shared.errors import DependencyUnavailable
+from shared.errors import DependencyUnavailable, NotFound
 from shared.logic.cadence import DEFAULT_POLICY, SHARDS, PollPolicy, next_poll
 from shared.logic.ratelimit import DEFAULT_RATE_LIMITS, TokenBucket
 from shared.models.canonical import Milestone
 
 RETRY_AFTER_FAILURE = timedelta(minutes=15)
-RETRY_AFTER_RATE_LIMIT = timedelta(minutes=10)
+RETRY_AFTER_RATE_LIMIT = timedelta(minutes=10)  # a 429 without a usable Retry-After
+RETRY_AFTER_REFUSAL = timedelta(hours=1)
 RETRY_WITHOUT_CREDENTIALS = timedelta(hours=24)
-SAFETY_MARGIN_SECONDS = 12.0  # stop polling this long before the function would time out
+SAFETY_MARGIN_SECONDS = 12.0  # kept free after the last fetch, for the queue and index writes
+STRIKES_TO_REST = 3  # failures in a row (unreachable, 5xx, 429) that rest a carrier for the run
+LOOKAHEAD = 100  # due shipments kept queued while the index has more: one Query page
+READ_AHEAD_LIMIT = 300  # read this far ahead when every queued carrier has to wait
+CREDENTIALS_TTL = timedelta(minutes=5)  # a warm container re-reads the CarrierCredentials secret
+_EPSILON = 1e-6  # seconds: a rest that ends within this has ended (float rounding of the clock)
 
 
 class DueIndex(Protocol):
@@ -39,6 +53,7 @@ class DueIndex(Protocol):
 class Carriers(Protocol):
     def has_credentials(self, source: str) -> bool: ...
     def fetch(self, source: str, number: str) -> Answer: ...
+    def worst_case_seconds(self, source: str) -> float: ...
 
 
 # (source, number, shipment_id, answer body) → the ingest queue
@@ -55,6 +70,19 @@ def _instant(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
+@dataclass
+class _Carrier:
+    """One carrier's share of a run: its bucket, its queue of due shipments, how it is doing."""
+
+    source: str
+    bucket: TokenBucket
+    queue: deque[DueShipment] = field(default_factory=deque)
+    strikes: int = 0  # failures in a row
+    resting_until: float = 0.0  # monotonic: a Retry-After that ends within the run
+    rested_for: timedelta | None = None  # rested for the rest of the run: its shipments wait this long
+    rested_as: str = "deferred"  # the count its re-armed shipments go under
+
+
 def poll_due(
     *,
     now: datetime,
@@ -67,97 +95,271 @@ def poll_due(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     max_polls: int = 2000,
+    first_shard: int = 0,
+    reload_credentials: Callable[[], set[str]] | None = None,
 ) -> PollOutcome:
-    """Poll every due shipment the time and the carriers' limits allow."""
-    outcome = PollOutcome()
-    limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
-    buckets: dict[str, TokenBucket] = {}
-    resting: dict[str, timedelta] = {}  # sources left alone for the rest of this run → re-arm delay
-    for shard in range(SHARDS):
-        for due in index.due_for_poll(f"POLL#{shard}", now):
-            outcome.counts["index_items_read"] += 1
-            if outcome.counts["polled"] >= max_polls or time_left() < SAFETY_MARGIN_SECONDS:
-                outcome.counts["left_for_next_run"] += 1
-                return outcome
-            source = due.poll_source
-            if source in resting:
-                _rearm(index, due, now, now + resting[source], outcome, "deferred")
-                continue
-            if not carriers.has_credentials(source):
-                resting[source] = RETRY_WITHOUT_CREDENTIALS
-                outcome.problems.append(f"{source}: no credentials configured; its shipments wait 24 h")
-                _rearm(index, due, now, now + RETRY_WITHOUT_CREDENTIALS, outcome, "no_credentials")
-                continue
-            bucket = buckets.setdefault(source, TokenBucket(*limits.get(source, (1.0, 1.0)), now=monotonic))
-            wait = bucket.wait_time()
-            if wait > max(time_left() - SAFETY_MARGIN_SECONDS, 0):
-                outcome.counts["left_for_next_run"] += 1
-                return outcome
-            if wait:
-                sleep(wait)
-            bucket.take()
+    """Poll every due shipment the time and the carriers' limits allow.
+
+    ``first_shard``: the due-index shard read first (``cadence.first_shard(now)``).
+    ``reload_credentials``: re-reads the credentials and returns the sources whose credentials
+    changed; called at most once per run, when a carrier refuses ours (a rotation may have
+    happened since they were read).
+    """
+    run = _Run(
+        now=now,
+        index=index,
+        carriers=carriers,
+        enqueue=enqueue,
+        time_left=time_left,
+        limits={**DEFAULT_RATE_LIMITS, **(rate_limits or {})},
+        policy=policy,
+        sleep=sleep,
+        monotonic=monotonic,
+        reload_credentials=reload_credentials,
+        feed=_due_in_rotation(index, now, first_shard),
+    )
+    run.go(max_polls)
+    return run.outcome
+
+
+def _due_in_rotation(index: DueIndex, now: datetime, first: int) -> Iterator[DueShipment]:
+    """Every shard's due shipments, starting at ``first``; each shard is only Queried once reached."""
+    for step in range(SHARDS):
+        yield from index.due_for_poll(f"POLL#{(first + step) % SHARDS}", now)
+
+
+@dataclass
+class _Run:
+    now: datetime
+    index: DueIndex
+    carriers: Carriers
+    enqueue: Enqueue
+    time_left: Callable[[], float]
+    limits: dict[str, tuple[float, float]]
+    policy: PollPolicy
+    sleep: Callable[[float], None]
+    monotonic: Callable[[], float]
+    reload_credentials: Callable[[], set[str]] | None
+    feed: Iterator[DueShipment]
+    outcome: PollOutcome = field(default_factory=PollOutcome)
+    by_source: dict[str, _Carrier] = field(default_factory=dict)  # in order of first sight: the turn order
+    queued: int = 0
+    exhausted: bool = False
+    turn: int = 0
+    credentials_reloaded: bool = False
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def go(self, max_polls: int) -> None:
+        while self.time_left() >= SAFETY_MARGIN_SECONDS and self.outcome.counts["polled"] < max_polls:
+            # keep a page in view (no more than can still be polled), so every carrier in it gets turns
+            while not self.exhausted and self.queued < min(LOOKAHEAD, max_polls - self.outcome.counts["polled"]):
+                self._read_one()
+            carrier = self._next_ready()
+            if carrier is not None:
+                self._serve(carrier)
+            elif not self.exhausted and self.queued < READ_AHEAD_LIMIT:
+                self._read_one()  # every queued carrier has to wait: look for one that need not
+            elif not self._wait_for_the_soonest():
+                break
+        if self.queued:
+            self.outcome.counts["left_for_next_run"] += self.queued  # still due: the next run reads them
+
+    def _read_one(self) -> None:
+        due = next(self.feed, None)
+        if due is None:
+            self.exhausted = True
+            return
+        self.outcome.counts["index_items_read"] += 1
+        carrier = self.by_source.get(due.poll_source) or self._meet(due.poll_source)
+        if carrier.rested_for is not None:
+            self._rearm(due, self.now + carrier.rested_for, carrier.rested_as)
+        else:
+            carrier.queue.append(due)
+            self.queued += 1
+
+    def _meet(self, source: str) -> _Carrier:
+        rate, burst = self.limits.get(source, (1.0, 1.0))
+        carrier = _Carrier(source, TokenBucket(rate, burst, now=self.monotonic))
+        if not self.carriers.has_credentials(source):
+            carrier.rested_for, carrier.rested_as = RETRY_WITHOUT_CREDENTIALS, "no_credentials"
+            self.outcome.problems.append(f"{source}: no credentials configured; its shipments wait 24 h")
+        self.by_source[source] = carrier
+        return carrier
+
+    def _affordable(self, carrier: _Carrier, after: float = 0.0) -> bool:
+        """Whether a fetch started ``after`` seconds from now would end before the margin."""
+        worst = self.carriers.worst_case_seconds(carrier.source)
+        return self.time_left() - after - SAFETY_MARGIN_SECONDS >= worst
+
+    def _ready_in(self, carrier: _Carrier) -> float:
+        rest = carrier.resting_until - self.monotonic()
+        return max(carrier.bucket.wait_time(), rest if rest > _EPSILON else 0.0)
+
+    def _waiting(self) -> list[_Carrier]:
+        """Carriers with shipments queued that are not rested for the run."""
+        return [c for c in self.by_source.values() if c.queue and c.rested_for is None]
+
+    def _next_ready(self) -> _Carrier | None:
+        """The next carrier in turn that can be called now, within the time left."""
+        order = list(self.by_source.values())
+        for step in range(len(order)):
+            carrier = order[(self.turn + step) % len(order)]
+            ready = carrier.queue and carrier.rested_for is None and not self._ready_in(carrier)
+            if ready and self._affordable(carrier):
+                self.turn = (self.turn + step + 1) % len(order)
+                return carrier
+        return None
+
+    def _wait_for_the_soonest(self) -> bool:
+        """Sleep until the first waiting carrier can be called; ``False`` when none can be in time."""
+        waits = []
+        for carrier in self._waiting():
+            wait = self._ready_in(carrier)
+            if self._affordable(carrier, after=wait):
+                waits.append(wait)
+        if not waits:
+            return False
+        self.sleep(max(min(waits), _EPSILON))
+        return True
+
+    # -- one fetch -------------------------------------------------------------------------
+
+    def _serve(self, carrier: _Carrier) -> None:
+        due = carrier.queue.popleft()
+        self.queued -= 1
+        carrier.bucket.take()
+        source, counts = carrier.source, self.outcome.counts
+        try:
+            answer = self.carriers.fetch(source, due.poll_number)
+        except CredentialsMissing:
+            self._rearm(due, self.now + RETRY_WITHOUT_CREDENTIALS, "no_credentials")
+            self._rest_for_run(carrier, RETRY_WITHOUT_CREDENTIALS, "no_credentials")
+            return
+        except CredentialsRefused as error:
+            self._refused(carrier, due, error.detail)
+            return
+        except DependencyUnavailable as error:
+            self.outcome.problems.append(f"{source}: {error.detail}")
+            self._rearm(due, self.now + RETRY_AFTER_FAILURE, "failed")
+            self._strike(carrier, RETRY_AFTER_FAILURE, why=error.detail)
+            return
+        counts["polled"] += 1
+        counts[f"polled.{source}"] += 1
+        if answer.status == 429:
+            self._rate_limited(carrier, due, answer.retry_after)
+        elif answer.status in (401, 403):
+            self._refused(carrier, due, f"HTTP {answer.status}, credentials refused")
+        elif answer.status >= 500:
+            self._rearm(due, self.now + RETRY_AFTER_FAILURE, "failed")
+            self._strike(carrier, RETRY_AFTER_FAILURE, why=f"HTTP {answer.status}")
+        elif answer.status >= 400 and answer.status != 404:
+            carrier.strikes = 0  # the carrier answers; it is this request it does not like
+            self._rearm(due, self.now + RETRY_AFTER_FAILURE, "failed")
+        else:
+            carrier.strikes = 0
+            self._answered(due, answer)
+
+    def _answered(self, due: DueShipment, answer: Answer) -> None:
+        if answer.ok:
+            self.enqueue(due.poll_source, due.poll_number, due.shipment_id, answer.body)
+            self.outcome.counts["enqueued"] += 1
+        else:
+            self.outcome.counts["not_found"] += 1  # 404: nothing to ingest yet
+        status = Milestone(due.status) if due.status else None
+        created = _instant(due.created_at) or self.now
+        following = next_poll(
+            shipment_id=due.shipment_id,
+            status=status,
+            now=self.now,
+            last_news_at=_instant(due.last_event_at) or created,
+            last_push_at=_instant(due.last_push_at),
+            policy=self.policy,
+        )
+        self._rearm(due, following, "rearmed" if following else "stopped")
+
+    def _rate_limited(self, carrier: _Carrier, due: DueShipment, retry_after: float | None) -> None:
+        """Rest the carrier until its Retry-After, then ask about this shipment again."""
+        self.outcome.counts["rate_limited"] += 1
+        carrier.queue.appendleft(due)
+        self.queued += 1
+        if retry_after is None:
+            self._rest_for_run(carrier, RETRY_AFTER_RATE_LIMIT, "deferred")
+            return
+        carrier.resting_until = self.monotonic() + retry_after
+        later = max(timedelta(seconds=retry_after), RETRY_AFTER_RATE_LIMIT)
+        if self._strike(carrier, later, why=f"HTTP 429, Retry-After {retry_after:.0f} s"):
+            return
+        if not self._affordable(carrier, after=retry_after):
+            self._rest_for_run(carrier, later, "deferred")  # the rest outlasts the run
+
+    def _strike(self, carrier: _Carrier, later: timedelta, *, why: str) -> bool:
+        """One more failure in a row; the third rests the carrier for the run (``True``)."""
+        carrier.strikes += 1
+        if carrier.strikes < STRIKES_TO_REST:
+            return False
+        self.outcome.problems.append(f"{carrier.source}: {carrier.strikes} failures in a row ({why}); rested")
+        self._rest_for_run(carrier, later, "deferred")
+        return True
+
+    def _refused(self, carrier: _Carrier, due: DueShipment, detail: str) -> None:
+        """Re-read the credentials once per run (a rotation may have happened): with new ones the
+        shipment is asked about again; otherwise the carrier rests for an hour."""
+        if self.reload_credentials is not None and not self.credentials_reloaded:
+            self.credentials_reloaded = True
             try:
-                answer = carriers.fetch(source, due.poll_number)
-            except CredentialsMissing:
-                resting[source] = RETRY_WITHOUT_CREDENTIALS
-                _rearm(index, due, now, now + RETRY_WITHOUT_CREDENTIALS, outcome, "no_credentials")
-                continue
-            except CredentialsRefused as error:
-                resting[source] = timedelta(hours=1)
-                outcome.problems.append(f"{source}: {error.detail}")
-                _rearm(index, due, now, now + timedelta(hours=1), outcome, "failed")
-                continue
-            except DependencyUnavailable as error:
-                outcome.problems.append(f"{source}: {error.detail}")
-                _rearm(index, due, now, now + RETRY_AFTER_FAILURE, outcome, "failed")
-                continue
-            outcome.counts["polled"] += 1
-            outcome.counts[f"polled.{source}"] += 1
-            if answer.status == 429:
-                resting[source] = RETRY_AFTER_RATE_LIMIT
-                outcome.counts["rate_limited"] += 1
-                _rearm(index, due, now, now + RETRY_AFTER_RATE_LIMIT, outcome, "deferred")
-                continue
-            if answer.status in (401, 403):
-                resting[source] = timedelta(hours=1)
-                outcome.problems.append(f"{source}: HTTP {answer.status}, credentials refused")
-                _rearm(index, due, now, now + timedelta(hours=1), outcome, "failed")
-                continue
-            if answer.status >= 500 or (answer.status >= 400 and answer.status != 404):
-                outcome.counts["failed"] += 1
-                _rearm(index, due, now, now + RETRY_AFTER_FAILURE, outcome, "failed")
-                continue
-            if answer.ok:
-                enqueue(source, due.poll_number, due.shipment_id, answer.body)
-                outcome.counts["enqueued"] += 1
-            else:
-                outcome.counts["not_found"] += 1  # 404: nothing to ingest yet
-            status = Milestone(due.status) if due.status else None
-            created = _instant(due.created_at) or now
-            following = next_poll(
-                shipment_id=due.shipment_id,
-                status=status,
-                now=now,
-                last_news_at=_instant(due.last_event_at) or created,
-                last_push_at=_instant(due.last_push_at),
-                policy=policy,
-            )
-            _rearm(index, due, now, following, outcome, "rearmed" if following else "stopped")
-    return outcome
+                changed = self.reload_credentials()
+            except (DependencyUnavailable, NotFound) as error:
+                self.outcome.problems.append(f"credentials could not be re-read: {error.detail}")
+                changed = set()
+            self.outcome.counts["credentials_reloaded"] += 1
+            if carrier.source in changed and self.carriers.has_credentials(carrier.source):
+                carrier.queue.appendleft(due)
+                self.queued += 1
+                return
+        self.outcome.problems.append(f"{carrier.source}: {detail}")
+        self._rearm(due, self.now + RETRY_AFTER_REFUSAL, "failed")
+        self._rest_for_run(carrier, RETRY_AFTER_REFUSAL, "failed")
 
+    def _rest_for_run(self, carrier: _Carrier, later: timedelta, why: str) -> None:
+        """Leave the carrier alone for the rest of the run; its shipments wait ``later``."""
+        carrier.rested_for, carrier.rested_as = later, why
+        self.outcome.counts["carriers_rested"] += 1
+        while carrier.queue:
+            self.queued -= 1
+            self._rearm(carrier.queue.popleft(), self.now + later, why)
 
-def _rearm(
-    index: DueIndex, due: DueShipment, now: datetime, next_due: datetime | None, outcome: PollOutcome, why: str
-) -> None:
-    if index.rearm_poll(due, polled_at=now, next_due=next_due):
-        outcome.counts[why] += 1
-    else:
-        outcome.counts["moved_by_processor"] += 1
+    def _rearm(self, due: DueShipment, next_due: datetime | None, why: str) -> None:
+        if self.index.rearm_poll(due, polled_at=self.now, next_due=next_due):
+            self.outcome.counts[why] += 1
+        else:
+            self.outcome.counts["moved_by_processor"] += 1
 
 
 # ------------------------------------------------------------------------------ wiring
 
-_CLIENTS: dict[tuple[str, str], object] = {}
+
+@dataclass
+class _Client:
+    """A container's carrier client: its session and OAuth tokens outlive a run, its credentials
+    are re-read after ``CREDENTIALS_TTL`` (and when a carrier refuses them)."""
+
+    carriers: CarrierClient
+    secret_id: str
+    read_at: datetime
+
+    def reload(self) -> set[str]:
+        from shared import clock
+        from shared.dal.carrier_api import carrier_credentials
+
+        changed = self.carriers.use_credentials(carrier_credentials(self.secret_id))
+        self.read_at = clock.now()
+        return changed
+
+
+# One per (secret, URLs) for the life of the container: the session's connections and the cached
+# tokens are what make a warm run cheap. Never holds more than the deployment's one key.
+_CLIENTS: dict[tuple[str, str], _Client] = {}
 
 
 def run_poller(time_left: Callable[[], float]) -> PollOutcome:
@@ -165,21 +367,29 @@ def run_poller(time_left: Callable[[], float]) -> PollOutcome:
     import json
 
     from shared import clock
-    from shared.dal.carrier_api import CarrierClient, carrier_credentials
+    from shared.dal.carrier_api import carrier_credentials
     from shared.dal.ingress import archive_raw, enqueue
     from shared.dal.shipments import DynamoShipmentStore
     from shared.envelope import build_envelope
+    from shared.logic.cadence import first_shard
     from shared.settings import PollerSettings, load
 
     settings = load(PollerSettings)
     urls = json.loads(settings.carrier_api_urls) if settings.carrier_api_urls else {}
     limits = {k: (float(v[0]), float(v[1])) for k, v in json.loads(settings.carrier_rate_limits or "{}").items()}
-    cache_key = (settings.carrier_credentials_arn, settings.carrier_api_urls)
-    carriers = _CLIENTS.get(cache_key)  # the session and cached OAuth tokens live as long as the container
-    if not isinstance(carriers, CarrierClient):
-        carriers = CarrierClient(urls, carrier_credentials(settings.carrier_credentials_arn))
-        _CLIENTS[cache_key] = carriers
     now = clock.now()
+    cache_key = (settings.carrier_credentials_arn, settings.carrier_api_urls)
+    cached = _CLIENTS.get(cache_key)
+    stale: str | None = None
+    if cached is None:
+        secret_id = settings.carrier_credentials_arn
+        cached = _Client(CarrierClient(urls, carrier_credentials(secret_id)), secret_id, now)
+        _CLIENTS[cache_key] = cached
+    elif now - cached.read_at >= CREDENTIALS_TTL:
+        try:
+            cached.reload()
+        except (DependencyUnavailable, NotFound) as error:
+            stale = f"credentials could not be re-read, polling with those read at {cached.read_at}: {error.detail}"
 
     def to_ingest(source: str, number: str, shipment_id: str, body: bytes) -> None:
         envelope = build_envelope(
@@ -193,11 +403,16 @@ def run_poller(time_left: Callable[[], float]) -> PollOutcome:
         archive_raw(envelope, body)
         enqueue(settings.ingest_queue_url, envelope)
 
-    return poll_due(
+    outcome = poll_due(
         now=now,
         index=DynamoShipmentStore(settings.shipments_table),
-        carriers=carriers,
+        carriers=cached.carriers,
         enqueue=to_ingest,
         time_left=time_left,
         rate_limits=limits,
+        first_shard=first_shard(now),
+        reload_credentials=cached.reload,
     )
+    if stale:
+        outcome.problems.insert(0, stale)
+    return outcome

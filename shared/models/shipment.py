@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.models.canonical import CanonicalEvent, Milestone, SortableInstant, UtcInstant
+from shared.models.registration import Address, CustomerContact
 
 
 class TrackingKey(NamedTuple):
@@ -29,6 +30,20 @@ def new_shipment_id() -> str:
 def new_public_token() -> str:
     """The tracking page's address: 144 random bits, URL-safe (DESIGN §4.1 asks for ≥ 128)."""
     return secrets.token_urlsafe(18)
+
+
+# What a registration sets on a shipment record (carried over when it is merged into another).
+REGISTRATION_FIELDS = (
+    "order_id",
+    "registered_at",
+    "label_created_at",
+    "promised_delivery_date",
+    "origin",
+    "destination",
+    "customer",
+    "locale",
+    "time_zone",
+)
 
 
 class Shipment(BaseModel):
@@ -64,10 +79,34 @@ class Shipment(BaseModel):
     # Set when this record was found to be another leg of an existing shipment.
     merged_into: str | None = None
     merged_into_token: str | None = None
+    # Registration (POST /v1/shipments): the merchant's side of the parcel, absent until
+    # registered. ``customer`` is private: the ByToken index does not project it
+    # (template.yaml), and no log line or bus event carries it.
+    registered_at: UtcInstant | None = None
+    label_created_at: UtcInstant | None = None
+    promised_delivery_date: date | None = None
+    origin: Address | None = None
+    destination: Address | None = None
+    customer: CustomerContact | None = None
+    locale: str | None = None  # BCP 47
+    time_zone: str | None = None  # IANA, the customer's
 
     @property
     def key(self) -> TrackingKey:
         return TrackingKey(self.carrier, self.tracking_number)
+
+    @property
+    def lane(self) -> tuple[str, str] | None:
+        """(origin country, destination country), once registered."""
+        if self.origin is None or self.destination is None:
+            return None
+        return self.origin.country, self.destination.country
+
+    @property
+    def cross_border(self) -> bool | None:
+        """Whether the lane crosses a border (``None`` while the lane is unknown)."""
+        lane = self.lane
+        return None if lane is None else lane[0] != lane[1]
 
     @property
     def keys(self) -> list[TrackingKey]:

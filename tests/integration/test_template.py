@@ -22,6 +22,8 @@ def test_every_function_handler_exists() -> None:
         "EventProcessorFunction",
         "PublicApiFunction",
         "CarrierPollerFunction",
+        "MerchantApiFunction",
+        "AuthorizerFunction",
     }
     for spec in functions.values():
         assert spec.runtime == "python3.12"
