@@ -103,6 +103,7 @@ class FakeCarrierApi:
         self.requests: dict[str, list[float]] = defaultdict(list)  # source → monotonic times of track calls
         self.answers: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self._tokens: dict[str, str] = {}
+        self._credentials = {source: dict(fields) for source, fields in FAKE_CREDENTIALS.items()}
         self._buckets = {
             source: TokenBucket(*(rate_limits or {}).get(source, (_Limits.rate, _Limits.burst)))
             for source in POLLED_SOURCES
@@ -133,13 +134,21 @@ class FakeCarrierApi:
         self.server.shutdown()
         self.server.server_close()
 
+    def rotate_credentials(self, source: str, credentials: dict[str, str]) -> None:
+        """The carrier rotates a source's credentials: only the new ones are accepted from now
+        on, and the tokens issued under the old ones stop working."""
+        with self._lock:
+            self._credentials[source] = dict(credentials)
+            self._tokens = {token: owner for token, owner in self._tokens.items() if owner != source}
+
     # -- the carriers' endpoints -----------------------------------------------------------
 
     def _builder(self, source: str) -> ModuleType:
         return importlib.import_module(f"infra.formats.{source}")
 
     def _issue_token(self, source: str, form: dict[str, str], basic: str | None) -> tuple[int, dict[str, Any]]:
-        expected = FAKE_CREDENTIALS[source]
+        with self._lock:
+            expected = self._credentials[source]
         if basic is not None:
             import base64
 
@@ -156,12 +165,12 @@ class FakeCarrierApi:
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3599}
 
     def _authorized(self, source: str, headers: dict[str, str]) -> bool:
-        if source == "dhl":
-            return headers.get("dhl-api-key") == FAKE_CREDENTIALS["dhl"]["api_key"]
-        if source == "seventeentrack":
-            return headers.get("17token") == FAKE_CREDENTIALS["seventeentrack"]["token"]
         bearer = headers.get("authorization", "")
         with self._lock:
+            if source == "dhl":
+                return headers.get("dhl-api-key") == self._credentials["dhl"]["api_key"]
+            if source == "seventeentrack":
+                return headers.get("17token") == self._credentials["seventeentrack"]["token"]
             return bearer.startswith("Bearer ") and self._tokens.get(bearer[7:]) == source
 
     def _track(self, source: str, number: str) -> tuple[int, bytes]:

@@ -20,6 +20,8 @@ METRICS = {
     "index_items_read": "PollIndexItemsRead",
     "left_for_next_run": "PollsLeftForNextRun",
     "no_credentials": "PollSkippedNoCredentials",
+    "carriers_rested": "CarriersRested",
+    "credentials_reloaded": "CarrierCredentialsReloaded",
 }
 
 

@@ -110,3 +110,59 @@ def test_a_polled_carrier_feeds_the_timeline(
     assert 5 <= polls <= 40
     assert "poll_due_at" not in meta
     assert carriers.answers["ups"] == {200: polls}
+
+
+def test_rotated_carrier_credentials_are_picked_up(
+    polled: tuple[Deployed, FakeCarrierApi, FrozenClock], world: CarrierWorld
+) -> None:
+    deployed, carriers, frozen = polled
+    number = "1Z4Y0A190348261960"
+    world.add(
+        Parcel(legs=(Leg("ups", number),), origin=RENO, destination=AKRON),
+        [TrueScan("label_created", START - timedelta(hours=1), RENO)],
+    )
+    body = generic_body([generic_event(carrier="ups", tracking_number=number, code="label_created", occurred_at=START)])
+    assert deployed.post_webhook("generic", body).status == 202
+    deployed.drain()
+    secrets = aws_client("secretsmanager")
+    secret_id = deployed.stack.ref("CarrierCredentials")
+
+    def next_due() -> datetime:
+        (meta,) = [i for i in deployed.table_items() if i["sk"]["S"] == "META"]
+        return datetime.fromisoformat(meta["poll_due_at"]["S"].replace("Z", "+00:00"))
+
+    def rotate(client_secret: str, *, in_the_secret: bool = True) -> None:
+        ups = {**FAKE_CREDENTIALS["ups"], "client_secret": client_secret}
+        carriers.rotate_credentials("ups", ups)
+        if in_the_secret:
+            secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps({**FAKE_CREDENTIALS, "ups": ups}))
+
+    # Given the poller has polled once (its container now holds the credentials and a UPS token)
+    frozen.set(next_due() + timedelta(minutes=1))
+    assert run_poller(deployed)["polled"] == 1
+    # and re-read the secret a couple of minutes before the next poll is due
+    frozen.set(next_due() - timedelta(minutes=2))
+    assert "polled" not in run_poller(deployed)
+
+    # When UPS's credentials are rotated (at UPS and in the secret) before the cached ones expire
+    rotate("rotated-once")
+    frozen.set(next_due() + timedelta(minutes=1))
+    result = run_poller(deployed)
+    # Then the refusal made the poller re-read the secret at once, and the poll went through
+    assert (result.get("credentials_reloaded"), result.get("polled"), result.get("failed")) == (1, 1, None)
+
+    # When they are rotated again and the next poll is hours later
+    rotate("rotated-twice")
+    frozen.set(next_due() + timedelta(minutes=1))
+    result = run_poller(deployed)
+    # Then the poller had already re-read them (older than five minutes): no refusal at all
+    assert (result.get("credentials_reloaded"), result.get("polled")) == (None, 1)
+
+    # When UPS rotates but the secret still holds the old ones
+    rotate("only-at-ups", in_the_secret=False)
+    at = next_due() + timedelta(minutes=1)
+    frozen.set(at)
+    result = run_poller(deployed)
+    # Then one re-read found nothing new: UPS is rested and the shipment asked about again in an hour
+    assert (result.get("credentials_reloaded"), result.get("failed"), result.get("carriers_rested")) == (1, 1, 1)
+    assert next_due() == at + timedelta(hours=1)
