@@ -152,18 +152,23 @@ class _Run:
 
     def go(self, max_polls: int) -> None:
         while self.time_left() >= SAFETY_MARGIN_SECONDS and self.outcome.counts["polled"] < max_polls:
-            # keep a page in view (no more than can still be polled), so every carrier in it gets turns
-            while not self.exhausted and self.queued < min(LOOKAHEAD, max_polls - self.outcome.counts["polled"]):
+            # keep a page in view (no more than can still be polled), so every carrier in it gets turns;
+            # a rested carrier's shipments are re-armed as they are read, which takes time too
+            room = min(LOOKAHEAD, max_polls - self.outcome.counts["polled"])
+            while self.queued < room and self._may_read():
                 self._read_one()
             carrier = self._next_ready()
             if carrier is not None:
                 self._serve(carrier)
-            elif not self.exhausted and self.queued < READ_AHEAD_LIMIT:
+            elif self.queued < READ_AHEAD_LIMIT and self._may_read():
                 self._read_one()  # every queued carrier has to wait: look for one that need not
             elif not self._wait_for_the_soonest():
                 break
         if self.queued:
             self.outcome.counts["left_for_next_run"] += self.queued  # still due: the next run reads them
+
+    def _may_read(self) -> bool:
+        return not self.exhausted and self.time_left() >= SAFETY_MARGIN_SECONDS
 
     def _read_one(self) -> None:
         due = next(self.feed, None)
@@ -319,7 +324,7 @@ class _Run:
                 return
         self.outcome.problems.append(f"{carrier.source}: {detail}")
         self._rearm(due, self.now + RETRY_AFTER_REFUSAL, "failed")
-        self._rest_for_run(carrier, RETRY_AFTER_REFUSAL, "failed")
+        self._rest_for_run(carrier, RETRY_AFTER_REFUSAL, "deferred")
 
     def _rest_for_run(self, carrier: _Carrier, later: timedelta, why: str) -> None:
         """Leave the carrier alone for the rest of the run; its shipments wait ``later``."""

@@ -242,6 +242,30 @@ def test_server_errors_retry_sooner_and_not_found_keeps_the_cadence() -> None:
     assert by_number["9400100000000000000003"] > NOW + timedelta(hours=5)
 
 
+class SlowWrites(InMemoryShipmentStore):
+    """The store, where each due-index write takes half a second of the carriers' fake clock."""
+
+    def __init__(self, carriers: FakeCarriers) -> None:
+        super().__init__()
+        self.carriers = carriers
+
+    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
+        self.carriers.elapsed += 0.5
+        return super().rearm_poll(due, polled_at=polled_at, next_due=next_due)
+
+
+def test_re_arming_a_rested_carriers_backlog_stops_in_time() -> None:
+    # Given 60 USPS labels due but no USPS credentials, and each index write taking half a second
+    carriers = FakeCarriers(credentials={"ups"})
+    store = SlowWrites(carriers)
+    due_in_shard(store, 0, *[("usps", f"94001000000000000005{i:02d}") for i in range(60)])
+    # When the poller runs with 30 s left
+    outcome, _ = run(store, carriers, time_left=30.0)
+    # Then it stopped re-arming at the safety margin; the others simply stay due
+    assert carriers.elapsed <= 30.0 - SAFETY_MARGIN_SECONDS + 0.5
+    assert 0 < outcome.counts["no_credentials"] < 60
+
+
 # ------------------------------------------------------------------------------ one carrier never holds up the others
 
 
