@@ -7,16 +7,23 @@ it against the Protocols (``make typecheck``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from shared.clock import isoformat_z
+from shared.dal.exceptions import Expect, exception_sk
 from shared.dal.items import event_sk
+from shared.dal.orders import OrderPage
 from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Commit, DueShipment
 from shared.errors import Conflict
+from shared.logic.auth import ApiKeyStore
+from shared.logic.merchant import OrderIndex
 from shared.logic.poll import DueIndex
 from shared.logic.process import EventPublisher, ShipmentStore
+from shared.models.apikeys import ApiKeyRecord
 from shared.models.canonical import sortable_text
+from shared.models.exceptions import ShipmentException
 from shared.models.shipment import OutboxEntry, Partition, QuarantineRecord, Shipment, StoredEvent, TrackingKey
 
 
@@ -27,6 +34,7 @@ class InMemoryShipmentStore:
         self.outbox: dict[str, dict[int, OutboxEntry]] = {}
         self.tracking: dict[TrackingKey, str] = {}
         self.quarantined: list[QuarantineRecord] = []
+        self.exceptions: dict[str, dict[str, ShipmentException]] = {}  # shipment → sort key → exception
         self.commits = 0
         self.index_reads = 0
         self.fail_next_commit: Exception | None = None
@@ -42,6 +50,7 @@ class InMemoryShipmentStore:
             shipment=shipment,
             events=list(self.events.get(shipment_id, {}).values()),
             outbox=sorted(self.outbox.get(shipment_id, {}).values(), key=lambda e: e.sequence),
+            exceptions=[self.exceptions[shipment_id][sk] for sk in sorted(self.exceptions.get(shipment_id, {}))],
         )
 
     def commit(self, commit: Commit) -> None:
@@ -70,8 +79,23 @@ class InMemoryShipmentStore:
                 raise Conflict("absorbed shipment moved")
             if any(self.tracking.get(k) != absorbed.shipment.shipment_id for k in absorbed.repoint):
                 raise Conflict("tracking number moved")
+        for write in commit.exceptions:
+            held = self.exceptions.get(write.exception.shipment_id, {}).get(
+                exception_sk(write.exception.type, write.exception.episode)
+            )
+            if write.expect is Expect.NEW and held is not None:
+                raise Conflict("exception exists")
+            if write.expect is not Expect.NEW and (held is None or not held.is_open):
+                raise Conflict("exception no longer open")
+            if write.expect is Expect.OPEN_UNESCALATED and held is not None and held.escalated_at is not None:
+                raise Conflict("exception already escalated")
         self.commits += 1
         self.shipments[shipment.shipment_id] = shipment
+        for write in commit.exceptions:
+            exception = write.exception
+            self.exceptions.setdefault(exception.shipment_id, {})[exception_sk(exception.type, exception.episode)] = (
+                exception
+            )
         for key in commit.claim_keys:
             self.tracking[key] = shipment.shipment_id
         for absorbed in commit.absorb:
@@ -160,3 +184,50 @@ class ProcessCrash(BaseException):
 _store_is_a_store: ShipmentStore = InMemoryShipmentStore()
 _store_is_a_due_index: DueIndex = InMemoryShipmentStore()
 _publisher_is_a_publisher: EventPublisher = RecordingPublisher()
+
+
+class InMemoryOrderIndex:
+    """The ``ByOrder`` index over an in-memory store: registered shipment records by order id,
+    oldest first, resumed after a (created_at, shipment_id) position."""
+
+    def __init__(self, store: InMemoryShipmentStore) -> None:
+        self.store = store
+
+    def shipments_of_order(self, order_id: str, *, limit: int, after: tuple[str, str] | None) -> OrderPage:
+        indexed = sorted(
+            (isoformat_z(s.created_at), s.shipment_id) for s in self.store.shipments.values() if s.order_id == order_id
+        )
+        if after is not None:
+            indexed = [position for position in indexed if position > after]
+        page = indexed[:limit]
+        return OrderPage([shipment_id for _, shipment_id in page], page[-1] if len(indexed) > limit else None)
+
+
+class InMemoryApiKeyStore:
+    def __init__(self) -> None:
+        self.records: dict[str, ApiKeyRecord] = {}
+        self.reads = 0
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        self.reads += 1
+        return self.records.get(key_id)
+
+    def create(self, record: ApiKeyRecord) -> None:
+        if record.key_id in self.records:
+            raise Conflict("exists")
+        self.records[record.key_id] = record
+
+    def revoke(self, key_id: str, at: str) -> bool:
+        record = self.records.get(key_id)
+        if record is None:
+            return False
+        if record.revoked_at is None:
+            self.records[key_id] = dataclasses.replace(record, revoked_at=at)
+        return True
+
+    def all(self) -> list[ApiKeyRecord]:
+        return sorted(self.records.values(), key=lambda r: (r.created_at, r.key_id))
+
+
+_order_index_is_an_order_index: OrderIndex = InMemoryOrderIndex(InMemoryShipmentStore())
+_key_store_is_a_key_store: ApiKeyStore = InMemoryApiKeyStore()

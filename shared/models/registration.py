@@ -80,9 +80,11 @@ def _phone(value: str) -> str:
     return number
 
 
-# RFC 5646 §2.1 "langtag" (well-formed; irregular grandfathered tags are not accepted).
+# RFC 5646 §2.1 "langtag", well-formed, with the language subtags that exist: ISO 639 codes
+# of 2 or 3 letters (the 4 and 5-8 letter forms are reserved and none is registered, so
+# "english" is refused rather than taken for a language). Grandfathered tags are refused.
 _LANGTAG = re.compile(
-    r"""^(?P<language>[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{5,8})
+    r"""^(?P<language>[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3})
         (?:-(?P<script>[A-Za-z]{4}))?
         (?:-(?P<region>[A-Za-z]{2}|[0-9]{3}))?
         (?P<variants>(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*)
