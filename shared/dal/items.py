@@ -8,6 +8,7 @@ item                        sk                              notes
 shipment record             ``META``                        derived state + ``version``
 timeline event              ``EVT#<instant>#<event_id>``    sorted by instant; id = dedup
 outbox entry                ``OUT#<sequence>``              deleted once on the bus
+exception                   ``EXC#<type>#<episode>``        ``shared.dal.exceptions``
 ==========================  ==============================  ===============================
 
 Beside them: ``pk = TRK#<carrier>#<tracking number>`` items map every tracking number
@@ -15,10 +16,17 @@ Beside them: ``pk = TRK#<carrier>#<tracking number>`` items map every tracking n
 processors can never create two shipments for one parcel; ``pk = QRN#<day>`` items keep
 quarantined payloads. Shipment and event items carry ``public_token``, the key of the
 ``ByToken`` index, so a tracking page is one Query that never sees private attributes.
+
+Timers: a shipment record (its silence deadline) and an open exception (its SLA) carry
+``timer_bucket`` and ``timer_due_at``, the keys of the sparse, keys-only ``ByTimer`` index
+the silence checker reads. The bucket is the UTC hour of the timer, never earlier than the
+hour of the write (a timer already past lands in the current hour, which the checker always
+reads), plus a shard of the shipment id.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +50,22 @@ def tracking_pk(key: TrackingKey) -> str:
 
 
 sortable_instant = sortable_text
+
+
+TIMER_SHARDS = 4
+
+
+def timer_shard(shipment_id: str) -> int:
+    return int(hashlib.sha256(shipment_id.encode()).hexdigest()[:4], 16) % TIMER_SHARDS
+
+
+def bucket_hour(instant: datetime) -> str:
+    """The ``ByTimer`` time bucket (a UTC hour) holding ``instant``."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def timer_bucket(shipment_id: str, due_at: datetime, written_at: datetime) -> str:
+    return f"{bucket_hour(max(due_at, written_at))}#{timer_shard(shipment_id)}"
 
 
 def event_sk(event: CanonicalEvent) -> str:
@@ -72,7 +96,10 @@ def shipment_item(shipment: Shipment) -> dict[str, Any]:
     """The record, without empty attributes: the poll and due-index keys must be absent
     (not null) for a shipment to leave a sparse index."""
     fields = {name: value for name, value in shipment.model_dump(mode="json").items() if value is not None}
-    return {"pk": shipment_pk(shipment.shipment_id), "sk": META, "entity": "shipment", **fields}
+    item = {"pk": shipment_pk(shipment.shipment_id), "sk": META, "entity": "shipment", **fields}
+    if shipment.timer_due_at is not None:
+        item["timer_bucket"] = timer_bucket(shipment.shipment_id, shipment.timer_due_at, shipment.updated_at)
+    return item
 
 
 def shipment_from_item(item: dict[str, Any]) -> Shipment:

@@ -13,6 +13,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.clock import isoformat_z
 from shared.dal.aws import aws_call, client, translate
 from shared.dal.codec import decode_item, encode, encode_item
+from shared.dal.exceptions import (
+    EXCEPTION_PREFIX,
+    ExceptionWrite,
+    Expect,
+    exception_from_item,
+    exception_item,
+    lookup_item,
+)
 from shared.dal.items import (
     EVENT_PREFIX,
     META,
@@ -104,13 +112,15 @@ class Commit:
     claim_keys: list[TrackingKey] = field(default_factory=list)  # tracking numbers to map to it
     absorb: list[Absorbed] = field(default_factory=list)
     replace_events: list[Reread] = field(default_factory=list)  # better readings of stored scans
+    exceptions: list[ExceptionWrite] = field(default_factory=list)  # of this or an absorbed shipment
 
     @property
     def size(self) -> int:
         """Items in the transaction (at most ``MAX_TRANSACTION_ITEMS``)."""
         absorbed = sum(1 + len(a.repoint) for a in self.absorb)
         rereads = sum(r.size for r in self.replace_events)
-        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + rereads
+        exceptions = sum(w.size for w in self.exceptions)
+        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + rereads + exceptions
 
 
 def _until_processed(
@@ -166,6 +176,7 @@ class DynamoShipmentStore:
             shipment=shipment_from_item(meta),
             events=[event_from_item(item) for item in items if item["sk"].startswith(EVENT_PREFIX)],
             outbox=[outbox_from_item(item) for item in items if item["sk"].startswith(OUTBOX_PREFIX)],
+            exceptions=[exception_from_item(item) for item in items if item["sk"].startswith(EXCEPTION_PREFIX)],
         )
 
     def due_for_poll(self, shard: str, now: datetime, page_size: int = 100) -> Iterator[DueShipment]:
@@ -302,6 +313,16 @@ class DynamoShipmentStore:
             )
         for entry in commit.outbox:
             actions.append(self._put(outbox_item(entry), "attribute_not_exists(pk)"))
+        for write in commit.exceptions:
+            item = exception_item(write.exception)
+            if write.expect is Expect.NEW:
+                actions.append(self._put(item, "attribute_not_exists(pk)"))
+                actions.append(self._put(lookup_item(write.exception), "attribute_not_exists(pk)"))
+                continue
+            condition = "#s = :open"
+            if write.expect is Expect.OPEN_UNESCALATED:
+                condition += " AND attribute_not_exists(escalated_at)"
+            actions.append(self._put(item, condition, names={"#s": "status"}, values={":open": "open"}))
         for absorbed in commit.absorb:
             actions.append(
                 self._put(
