@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
+from infra.local.authorizers import LocalAuthorizers
 from infra.local.functions import FunctionHost
 from infra.local.gateway import http_event, http_response
 from infra.local.pollers import QueuePoller
@@ -27,6 +28,7 @@ SECRETS = {"easypost": ["easypost-current", "easypost-previous"], "generic": ["w
 class Response:
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -34,12 +36,17 @@ class Deployed:
     stack: LocalStack
     host: FunctionHost
     tap_url: str
+    authorizers: LocalAuthorizers | None = None
 
     def client(self, service: str) -> Any:
         return aws_client(service)
 
     def call(self, method: str, path: str, *, body: bytes = b"", headers: dict[str, str] | None = None) -> Response:
-        """An HTTP request through the template's routes, as API Gateway would deliver it."""
+        """An HTTP request through the template's routes (and their authorizers), as API Gateway
+        would deliver it."""
+        if self.authorizers is None:
+            self.authorizers = LocalAuthorizers(self.stack.template.http_authorizers(), self.host.invoke, now=clock.now)
+        path, _, query = path.partition("?")
         for route in self.stack.template.http_routes():
             found = route.pattern().match(path)
             if found and route.method == method:
@@ -47,15 +54,16 @@ class Deployed:
                     route=route,
                     method=method,
                     raw_path=path,
-                    query="",
+                    query=query,
                     headers=list((headers or {}).items()),
                     body=body,
                     path_parameters=found.groupdict(),
                     source_ip="203.0.113.9",
                     now=clock.now(),
                 )
-                status, _headers, payload = http_response(self.host.invoke(route.function, event))
-                return Response(status, json.loads(payload) if payload else None)
+                refused = self.authorizers.authorize(route, event)
+                status, headers, payload = refused or http_response(self.host.invoke(route.function, event))
+                return Response(status, json.loads(payload) if payload else None, headers)
         return Response(404, {"message": "Not Found"})
 
     def post_webhook(self, source: str, body: bytes, headers: dict[str, str] | None = None) -> Response:
