@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra.local.template import REPO_ROOT, Template
 from shared import clock
 from shared.clock import FrozenClock
 from shared.dal.apikeys import DynamoApiKeyStore
@@ -339,3 +342,17 @@ def test_the_key_store_keeps_digests_and_revocations(deployed: Deployed) -> None
     assert [r.key_id for r in store.all()] == [record.key_id, other.key_id]
     raw = deployed.client("dynamodb").scan(TableName=deployed.stack.ref("ApiKeysTable"))["Items"]
     assert key not in json.dumps(raw)
+
+
+def test_the_authorizer_imports_only_the_standard_library_and_botocore() -> None:
+    # Given a fresh interpreter, as the authorizer's cold start on every uncached request
+    probe = "import sys, runpy; runpy.run_path(sys.argv[1]); print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    path = Template.load().functions()["AuthorizerFunction"].module_path
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+        ).stdout.split()
+    )
+    # Then nothing heavier than botocore was imported
+    assert loaded.isdisjoint({"pydantic", "pydantic_core", "aws_lambda_powertools", "boto3", "s3transfer"})
+    assert "botocore" in loaded
