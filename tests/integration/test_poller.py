@@ -18,6 +18,7 @@ from infra.local.stack import aws_client, deploy
 from infra.local.template import Template
 from shared import clock
 from shared.clock import FrozenClock
+from shared.logic.cadence import RUN_PERIOD
 from tests.integration.conftest import SECRETS, Deployed
 
 START = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
@@ -63,7 +64,7 @@ def polled(tmp_path: Path, world: CarrierWorld) -> Iterator[tuple[Deployed, Fake
 def run_poller(deployed: Deployed) -> dict[str, int]:
     from infra.local.scheduler import scheduled_event
 
-    (schedule,) = deployed.stack.template.schedules()
+    (schedule,) = [s for s in deployed.stack.template.schedules() if s.function == "CarrierPollerFunction"]
     result: dict[str, int] = deployed.host.invoke(schedule.function, scheduled_event(schedule, "test", clock.now()))
     return result
 
@@ -166,3 +167,10 @@ def test_rotated_carrier_credentials_are_picked_up(
     # Then one re-read found nothing new: UPS is rested and the shipment asked about again in an hour
     assert (result.get("credentials_reloaded"), result.get("failed"), result.get("carriers_rested")) == (1, 1, 1)
     assert next_due() == at + timedelta(hours=1)
+
+
+def test_the_shard_rotation_follows_the_pollers_schedule() -> None:
+    # Given the template's schedule for the poller, Then first_shard assumes the same period
+    # (otherwise eight runs in a row would not start at eight different shards)
+    (schedule,) = [s for s in Template.load().schedules() if s.function == "CarrierPollerFunction"]
+    assert schedule.period == RUN_PERIOD
