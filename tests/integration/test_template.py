@@ -72,7 +72,9 @@ def test_local_tables_match_the_template(deployed: Deployed) -> None:
 def test_public_token_index_projects_no_private_attribute() -> None:
     indexes = {i["IndexName"]: i for i in TEMPLATE.properties("ShipmentsTable")["GlobalSecondaryIndexes"]}
     projected = set(indexes["ByToken"]["Projection"]["NonKeyAttributes"])
-    assert projected.isdisjoint({"order_id", "customer", "email", "phone", "address", "source", "raw_code", "version"})
+    assert projected.isdisjoint(
+        {"order_id", "customer", "email", "phone", "address", "origin", "destination", "source", "raw_code", "version"}
+    )
 
 
 def test_ingest_queue_retries_then_dead_letters(deployed: Deployed) -> None:
