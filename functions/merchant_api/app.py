@@ -13,6 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.logic.merchant import json_answer, merchant_services, new_merchant_resolver, request_origin
+from shared.logic.ops import list_exceptions, ops_services, record_claim, refund_decision, resolve_exception
 from shared.logic.registration import get_shipment, list_shipments, register_from_body
 
 logger = Logger()
@@ -41,6 +42,33 @@ def get_shipments() -> Response[str]:
     query = dict(app.current_event.query_string_parameters or {})
     page = list_shipments(query, merchant_services(), origin=request_origin(app.current_event.raw_event))
     return json_answer(200, page)
+
+
+@app.get("/v1/shipments/<shipment_id>/refund-decision")
+def get_refund_decision(shipment_id: str) -> Response[str]:
+    decision = refund_decision(shipment_id, ops_services())
+    metrics.add_metric(name="RefundDecisions", unit=MetricUnit.Count, value=1)
+    return json_answer(200, decision)
+
+
+@app.post("/v1/shipments/<shipment_id>/claims")
+def post_claim(shipment_id: str) -> Response[str]:
+    answer = record_claim(shipment_id, app.current_event.decoded_body, ops_services())
+    metrics.add_metric(name="ClaimsRecorded" if answer.created else "ClaimsRepeated", unit=MetricUnit.Count, value=1)
+    return json_answer(201 if answer.created else 200, answer)
+
+
+@app.get("/v1/exceptions")
+def get_exceptions() -> Response[str]:
+    page = list_exceptions(dict(app.current_event.query_string_parameters or {}), ops_services())
+    return json_answer(200, page)
+
+
+@app.post("/v1/exceptions/<exception_id>/resolve")
+def post_resolve(exception_id: str) -> Response[str]:
+    row = resolve_exception(exception_id, app.current_event.decoded_body, ops_services())
+    metrics.add_metric(name="ExceptionsResolvedByOperator", unit=MetricUnit.Count, value=1)
+    return json_answer(200, row)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)

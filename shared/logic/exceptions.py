@@ -207,6 +207,7 @@ def new_exception(
         sla_due_at=now + timedelta(hours=book.sla_hours),
         carrier=shipment.carrier,
         tracking_number=shipment.tracking_number,
+        tracking_numbers=list(shipment.tracking_keys),
         order_id=shipment.order_id,
         last_scan=shipment.last_scan,
         details=details or {},
@@ -238,6 +239,7 @@ def refreshed(exception: ShipmentException, shipment: Shipment, now: datetime) -
     header = {
         "carrier": shipment.carrier,
         "tracking_number": shipment.tracking_number,
+        "tracking_numbers": list(shipment.tracking_keys),
         "order_id": shipment.order_id,
         "last_scan": shipment.last_scan,
     }

@@ -123,6 +123,7 @@ class ShipmentException(BaseModel):
     # The shipment's header and last scan, refreshed while the exception is open.
     carrier: str
     tracking_number: str
+    tracking_numbers: list[str] = []  # every leg, "carrier:number" (the shipment's tracking_keys)
     order_id: str | None = None
     last_scan: ScanSummary | None = None
     details: dict[str, Any] = {}  # type-specific facts (a claim's details)
