@@ -57,6 +57,14 @@ class PollerSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class SilenceCheckerSettings:
+    """silence_checker."""
+
+    shipments_table: str
+    event_bus_name: str
+
+
+@dataclasses.dataclass(frozen=True)
 class PublicApiSettings:
     """public_api: reads only the public token index."""
 

@@ -25,8 +25,19 @@ from shared.clock import isoformat_z
 from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Absorbed, Commit, Reread
 from shared.errors import Conflict
 from shared.logic.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
+from shared.logic.exceptions import (
+    Announcement,
+    exception_detail,
+    order_key,
+    outbox_entries,
+    playbooks,
+    reconcile,
+    resolve_all,
+)
+from shared.logic.silence import silence_fields
 from shared.logic.timeline import Transition, news, walk
 from shared.models.canonical import CanonicalEvent, Milestone, reading_strength
+from shared.models.exceptions import ScanSummary
 from shared.models.shipment import (
     REGISTRATION_FIELDS,
     OutboxEntry,
@@ -314,39 +325,71 @@ def _build(
     registered = next((other.shipment for other in absorbing if other.shipment.registered_at), None)
     if updated.registered_at is None and registered is not None:  # the merchant's data survives the merge
         updated = updated.model_copy(update={name: getattr(registered, name) for name in REGISTRATION_FIELDS})
+    # Exceptions: the stored ones reconciled with the timeline, then the silence rule that runs now.
+    updated = updated.model_copy(update={"last_scan": ScanSummary.of(last) if last else None})
+    stored_exceptions = partition.exceptions if partition else []
+    reconciled = reconcile(updated, stored_exceptions, after.ordered, now=now, rules=playbooks())
+    written = {w.exception.exception_id: w.exception for w in reconciled.writes}
+    exceptions_now = [*(written.pop(e.exception_id, e) for e in stored_exceptions), *written.values()]
+    updated = updated.model_copy(update={"open_exceptions": reconciled.open_types})
+    updated = updated.model_copy(update=silence_fields(updated, after.ordered, exceptions_now, now=now))
+    # One sequence for milestones and exception changes, in timeline order.
+    news_items: list[tuple[tuple[Any, ...], Transition | Announcement]] = [
+        *((order_key(t.event, now, 0), t) for t in announced),
+        *((a.at, a) for a in reconciled.announcements),
+    ]
+    news_items.sort(key=lambda item: item[0])
+    updated = updated.model_copy(update={"sequence": shipment.sequence + len(news_items)})
     outbox = [
         OutboxEntry(
             shipment_id=shipment.shipment_id,
             sequence=shipment.sequence + index,
-            detail_type=MILESTONE_REACHED,
-            detail=milestone_detail(updated, transition, shipment.sequence + index),
+            detail_type=item.detail_type if isinstance(item, Announcement) else MILESTONE_REACHED,
+            detail=(
+                exception_detail(updated, item.exception, shipment.sequence + index)
+                if isinstance(item, Announcement)
+                else milestone_detail(updated, item, shipment.sequence + index)
+            ),
             created_at=now,
         )
-        for index, transition in enumerate(announced, start=1)
+        for index, (_, item) in enumerate(news_items, start=1)
     ]
-    absorbed = [
-        Absorbed(
-            shipment=other.shipment.model_copy(
-                update={
-                    "merged_into": shipment.shipment_id,
-                    "merged_into_token": shipment.public_token,
-                    "version": other.shipment.version + 1,
-                    "updated_at": now,
-                    "poll_source": None,
-                    "poll_number": None,
-                    "poll_due_at": None,
-                    "poll_shard": None,
-                }
-            ),
-            expected_version=other.shipment.version,
-            repoint=[
-                k
-                for k in other.shipment.keys
-                if group.owners.get(k, other.shipment.shipment_id) == other.shipment.shipment_id
-            ],
+    absorbed: list[Absorbed] = []
+    exception_writes = list(reconciled.writes)
+    for other in absorbing:
+        closing, closed = resolve_all(other, now=now, note=f"merged into {shipment.shipment_id}")
+        merged = other.shipment.model_copy(
+            update={
+                "merged_into": shipment.shipment_id,
+                "merged_into_token": shipment.public_token,
+                "version": other.shipment.version + 1,
+                "updated_at": now,
+                "poll_source": None,
+                "poll_number": None,
+                "poll_due_at": None,
+                "poll_shard": None,
+                "open_exceptions": [],
+                "silence_type": None,
+                "silence_anchor": None,
+                "silence_due_at": None,
+                "timer_due_at": None,
+                "outbox_pending_since": None,
+                "sequence": other.shipment.sequence + len(closed),
+            }
         )
-        for other in absorbing
-    ]
+        exception_writes += closing
+        outbox += outbox_entries(merged, closed, other.shipment.sequence + 1, now)
+        absorbed.append(
+            Absorbed(
+                shipment=merged,
+                expected_version=other.shipment.version,
+                repoint=[
+                    k
+                    for k in other.shipment.keys
+                    if group.owners.get(k, other.shipment.shipment_id) == other.shipment.shipment_id
+                ],
+            )
+        )
     claimed = set(group.owners)
     return Commit(
         shipment=updated,
@@ -356,6 +399,7 @@ def _build(
         claim_keys=[k for k in group.keys if k not in claimed and k not in owned],
         absorb=absorbed,
         replace_events=rereads,
+        exceptions=exception_writes,
     )
 
 
@@ -433,8 +477,17 @@ def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> 
         if not fresh and survivor is None:
             return outcome  # a leg link alone names no shipment yet: nothing to create
         overhead = 1 + len(unclaimed) + sum(1 + len(other.shipment.keys) for other in absorbing)
+        overhead += sum(2 for p in (survivor, *absorbing) if p for e in p.exceptions if e.is_open)
         fresh_now, rereads_now, last_slice = _slice(fresh, rereads, overhead)
         commit = _build(survivor, group, fresh_now, absorbing if last_slice else [], now, options, rereads_now)
+        while commit.size > MAX_TRANSACTION_ITEMS and len(fresh_now) + len(rereads_now) > 1:
+            # Exception changes made it too big: a smaller slice (the rest follows in the next).
+            if len(fresh_now) > 1 or not rereads_now:
+                fresh_now = fresh_now[: len(fresh_now) // 2]
+            else:
+                rereads_now = rereads_now[: len(rereads_now) // 2]
+            last_slice = False
+            commit = _build(survivor, group, fresh_now, [], now, options, rereads_now)
         try:
             store.commit(commit)
         except Conflict:

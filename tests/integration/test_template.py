@@ -22,6 +22,7 @@ def test_every_function_handler_exists() -> None:
         "EventProcessorFunction",
         "PublicApiFunction",
         "CarrierPollerFunction",
+        "SilenceCheckerFunction",
         "MerchantApiFunction",
         "AuthorizerFunction",
     }

@@ -1,0 +1,182 @@
+"""The ``ByTimer`` index and what the silence checker reads and writes beside it.
+
+The index is sparse, sharded and keys-only: a shipment record carries ``timer_bucket`` /
+``timer_due_at`` while its silence deadline (or an unpublished outbox) needs the checker, an
+open exception while its SLA can still pass (``shared.dal.items`` computes the keys). A
+checker run reads the cursor item (``pk = TIMERS``, the oldest hour that may still hold a
+timer), Queries each shard of each hour from there to now with ``timer_due_at <= now``, and
+reads each candidate once with a strongly consistent ``GetItem``. Nothing here Scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.dal.aws import aws_call, client, translate
+from shared.dal.codec import decode_item, encode
+from shared.dal.exceptions import exception_from_item
+from shared.dal.items import META, OUTBOX_PREFIX, outbox_from_item, shipment_from_item, shipment_pk, timer_bucket
+from shared.dal.shipments import DynamoShipmentStore
+from shared.models.canonical import sortable_text
+from shared.models.exceptions import ShipmentException
+from shared.models.shipment import OutboxEntry, Shipment
+
+TIMER_INDEX = "ByTimer"
+CURSOR_KEY = {"pk": "TIMERS", "sk": "CURSOR"}
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A ``ByTimer`` index entry (keys only)."""
+
+    shipment_id: str
+    sk: str  # META: the record's silence timer; EXC#...: an exception's SLA
+    due_at: str  # as stored
+
+
+class DynamoTimerIndex(DynamoShipmentStore):
+    """``TimerIndex`` on DynamoDB (see ``shared.logic.silence``)."""
+
+    def read_cursor(self) -> str | None:
+        with aws_call("read the timer cursor"):
+            item = (
+                client("dynamodb")
+                .get_item(TableName=self.table, Key={k: encode(v) for k, v in CURSOR_KEY.items()}, ConsistentRead=True)
+                .get("Item")
+            )
+        return decode_item(item).get("drained_before") if item else None
+
+    def advance_cursor(self, hour: str) -> None:
+        """Move the cursor forward to ``hour`` (never back: two checkers may race)."""
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table,
+                Item={
+                    **{k: encode(v) for k, v in CURSOR_KEY.items()},
+                    "entity": encode("timer_cursor"),
+                    "drained_before": encode(hour),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR drained_before < :hour",
+                ExpressionAttributeValues={":hour": encode(hour)},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise translate(error, "advance the timer cursor") from error
+        except BotoCoreError as error:
+            raise translate(error, "advance the timer cursor") from error
+
+    def due_timers(self, bucket: str, now: datetime, page_size: int = 100) -> Iterator[Timer]:
+        """Entries of one bucket due by ``now``, earliest first (keys only)."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": TIMER_INDEX,
+            "KeyConditionExpression": "timer_bucket = :b AND timer_due_at <= :now",
+            "ExpressionAttributeValues": {":b": encode(bucket), ":now": encode(sortable_text(now))},
+            "Limit": page_size,
+        }
+        ddb = client("dynamodb")
+        while True:
+            with aws_call("read the timer index"):
+                response = ddb.query(**request)
+            for raw in response.get("Items", []):
+                item = decode_item(raw)
+                yield Timer(item["pk"].removeprefix("SHP#"), item["sk"], item["timer_due_at"])
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def read_shipment(self, shipment_id: str) -> Shipment | None:
+        with aws_call("read a shipment record"):
+            item = (
+                client("dynamodb")
+                .get_item(
+                    TableName=self.table,
+                    Key={"pk": encode(shipment_pk(shipment_id)), "sk": encode(META)},
+                    ConsistentRead=True,
+                )
+                .get("Item")
+            )
+        return shipment_from_item(decode_item(item)) if item else None
+
+    def read_exception(self, shipment_id: str, sk: str) -> ShipmentException | None:
+        with aws_call("read an exception"):
+            item = (
+                client("dynamodb")
+                .get_item(
+                    TableName=self.table,
+                    Key={"pk": encode(shipment_pk(shipment_id)), "sk": encode(sk)},
+                    ConsistentRead=True,
+                )
+                .get("Item")
+            )
+        return exception_from_item(decode_item(item)) if item else None
+
+    def pending_outbox(self, shipment_id: str) -> list[OutboxEntry]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :out)",
+            "ExpressionAttributeValues": {":pk": encode(shipment_pk(shipment_id)), ":out": encode(OUTBOX_PREFIX)},
+            "ConsistentRead": True,
+        }
+        found: list[OutboxEntry] = []
+        ddb = client("dynamodb")
+        while True:
+            with aws_call("read a shipment's outbox"):
+                response = ddb.query(**request)
+            found.extend(outbox_from_item(decode_item(raw)) for raw in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return found
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def move_timer(self, shipment: Shipment, *, due: datetime | None, now: datetime, clear_pending: bool) -> bool:
+        """Re-arm the record's timer at ``due`` (``None``: out of the index), if it still is
+        where ``shipment`` saw it; ``False`` when someone moved it meanwhile.
+
+        The record's ``version`` does not move: a processor holding an older copy may write
+        the old timer back, which costs one early wake-up and nothing else.
+        """
+        values: dict[str, Any] = {}
+        if shipment.timer_due_at is None:
+            condition = "attribute_not_exists(timer_due_at)"
+        else:
+            condition = "timer_due_at = :seen"
+            values[":seen"] = encode(sortable_text(shipment.timer_due_at))
+        sets, removes = [], []
+        if due is None:
+            removes += ["timer_bucket", "timer_due_at"]
+        else:
+            sets += ["timer_bucket = :bucket", "timer_due_at = :due"]
+            values[":bucket"] = encode(timer_bucket(shipment.shipment_id, due, now))
+            values[":due"] = encode(sortable_text(due))
+        if clear_pending:
+            removes.append("outbox_pending_since")
+        expression = " ".join(
+            part
+            for part in (f"SET {', '.join(sets)}" if sets else "", f"REMOVE {', '.join(removes)}" if removes else "")
+            if part
+        )
+        if not expression:
+            return True
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": encode(shipment_pk(shipment.shipment_id)), "sk": encode(META)},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            client("dynamodb").update_item(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(error, "move a timer") from error
+        except BotoCoreError as error:
+            raise translate(error, "move a timer") from error
+        return True

@@ -1,0 +1,270 @@
+"""The silence checker end to end on moto: webhooks through the processor arm the deadlines,
+the scheduled checker (ticking every 5 simulated minutes on the runtime clock) raises, re-arms,
+escalates and publishes; a scan clears a silence by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from infra.formats.generic import generic_body, generic_event
+from infra.local.scheduler import scheduled_event
+from infra.local.template import ScheduleSource
+from shared import clock
+from shared.dal.exceptions import DynamoExceptionStore
+from shared.dal.shipments import DynamoShipmentStore
+from shared.dal.timers import DynamoTimerIndex
+from shared.logic.cadence import DEFAULT_POLICY
+from shared.logic.silence import Checker
+from shared.models.canonical import ExceptionType
+from shared.models.exceptions import ExceptionStatus, Owner, ResolvedBy
+from shared.models.shipment import Partition, Shipment, TrackingKey
+from tests.integration.conftest import Deployed
+
+RENO = ZoneInfo("America/Los_Angeles")
+# A Wednesday morning in Reno; Thanksgiving (Thursday 26 November 2026) is a US holiday.
+START = datetime(2026, 11, 18, 9, 0, tzinfo=RENO)
+NUMBER = "1Z4Y0A190348261953"
+TICK = timedelta(minutes=5)
+CHECKER = ScheduleSource(function="SilenceCheckerFunction", name="Every5Minutes", expression="rate(5 minutes)")
+IN_TRANSIT_GRACE = DEFAULT_POLICY.in_transit * (1 + DEFAULT_POLICY.jitter)  # UPS is polled: one poll cycle
+
+
+@pytest.fixture
+def frozen() -> Iterator[clock.FrozenClock]:
+    with clock.use_clock(clock.FrozenClock(START)) as installed:
+        assert isinstance(installed, clock.FrozenClock)
+        yield installed
+
+
+def send(deployed: Deployed, *scans: tuple[str, datetime], exception: str | None = None, number: str = NUMBER) -> None:
+    """A warehouse/partner webhook carrying UPS scans in Reno, processed at once."""
+    body = generic_body(
+        [
+            generic_event(
+                carrier="ups",
+                tracking_number=number,
+                code=code,
+                occurred_at=at.astimezone(RENO),
+                city="Reno",
+                region="NV",
+                country="US",
+                exception=exception if code == "note" or exception else None,
+            )
+            for code, at in scans
+        ]
+    )
+    assert deployed.post_webhook("generic", body).status == 202
+    deployed.drain()
+
+
+def check(deployed: Deployed) -> Any:
+    return deployed.host.invoke("SilenceCheckerFunction", scheduled_event(CHECKER, "test", clock.now()))
+
+
+def tick_until(deployed: Deployed, frozen: clock.FrozenClock, until: datetime) -> None:
+    """Fire the checker every 5 minutes of runtime clock until ``until``."""
+    while frozen.now() < until:
+        frozen.advance(TICK)
+        check(deployed)
+
+
+def partition(deployed: Deployed, number: str = NUMBER) -> Partition:
+    store = DynamoShipmentStore(deployed.stack.ref("ShipmentsTable"))
+    shipment_id = store.resolve([TrackingKey("ups", number)])[TrackingKey("ups", number)]
+    found = store.load(shipment_id)
+    assert found is not None
+    return found
+
+
+def exception_events(deployed: Deployed) -> list[dict[str, Any]]:
+    return [e for e in deployed.bus_events() if e["detail-type"].startswith("Shipment Exception")]
+
+
+def test_a_stall_is_raised_within_15_minutes_of_its_business_day_deadline(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    # Given a parcel scanned on the Wednesday before Thanksgiving at 17:00 in Reno
+    last_scan = START.replace(hour=17) + timedelta(days=7)
+    frozen.set(last_scan - timedelta(days=1))
+    send(deployed, ("picked_up", last_scan - timedelta(days=1)))
+    frozen.set(last_scan + timedelta(minutes=3))
+    send(deployed, ("arrived_hub", last_scan))
+    record = partition(deployed).shipment
+    # Then its deadline skips Thanksgiving and the weekend: 7 h on Wednesday, Friday, 17 h on
+    # Monday make 48 business hours, plus one poll cycle of grace
+    expected = datetime(2026, 11, 30, 17, 0, tzinfo=RENO) + IN_TRANSIT_GRACE
+    assert record.silence_type is ExceptionType.STALLED
+    assert record.silence_due_at == expected
+    # and the index kept the earlier timer of the first scan (lazy: the checker re-arms it)
+    assert record.timer_due_at == datetime(2026, 11, 27, 17, 0, tzinfo=RENO) + IN_TRANSIT_GRACE
+    deployed.bus_events()
+
+    # When the checker ticks every 5 minutes through both (starting off its phase)
+    frozen.set(record.timer_due_at - timedelta(minutes=12))
+    tick_until(deployed, frozen, record.timer_due_at + timedelta(minutes=10))
+    assert partition(deployed).exceptions == []
+    assert partition(deployed).shipment.timer_due_at == expected  # re-armed at the real deadline
+    frozen.set(expected - timedelta(hours=1, minutes=2))
+    tick_until(deployed, frozen, expected + timedelta(minutes=20))
+
+    # Then exactly one stalled exception, raised in [deadline, deadline + 15 min]
+    (exception,) = partition(deployed).exceptions
+    assert exception.type is ExceptionType.STALLED and exception.is_open
+    assert exception.cause_at == expected
+    assert timedelta(0) <= exception.raised_at - expected <= timedelta(minutes=15)
+    assert exception.owner is Owner.CARRIER_DESK
+    assert exception.last_scan is not None and exception.last_scan.occurred_at == last_scan
+    (raised,) = exception_events(deployed)
+    assert raised["detail-type"] == "Shipment Exception Raised"
+    assert raised["detail"]["exception_id"] == exception.exception_id
+    assert raised["detail"]["state"]["open_exceptions"] == ["stalled"]
+    assert partition(deployed).shipment.timer_due_at is None  # nothing left to watch: out of the index
+
+
+def test_no_exception_when_a_scan_came_before_the_deadline_even_late_and_out_of_order(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)  # no holiday in the next two weeks
+    frozen.set(monday)
+    send(deployed, ("picked_up", monday), ("arrived_hub", monday + timedelta(hours=30)))
+    frozen.set(monday + timedelta(hours=31))
+    first_deadline = partition(deployed).shipment.silence_due_at
+    assert first_deadline == monday + timedelta(hours=30 + 48) + IN_TRANSIT_GRACE
+    # Given a scan made between the two (older than the latest one) that arrives late, out of order
+    frozen.set(monday + timedelta(hours=40))
+    send(deployed, ("in_transit", monday + timedelta(hours=12)))
+    # Then the deadline still counts from the latest scan
+    assert partition(deployed).shipment.silence_due_at == first_deadline
+    # And a scan made just before the deadline, delivered within the grace, moves it on
+    made = monday + timedelta(hours=30 + 47, minutes=50)
+    frozen.set(first_deadline - timedelta(hours=1, minutes=1))
+    tick_until(deployed, frozen, first_deadline - timedelta(minutes=10))
+    send(deployed, ("in_transit", made))
+    tick_until(deployed, frozen, first_deadline + timedelta(hours=6))
+    assert partition(deployed).exceptions == []
+    assert exception_events(deployed) == []
+    # (made on Thursday 15:50: 48 business hours end on Monday 15:50)
+    assert partition(deployed).shipment.silence_due_at == datetime(2026, 12, 7, 15, 50, tzinfo=RENO) + IN_TRANSIT_GRACE
+
+
+def test_a_silence_clears_itself_when_the_parcel_moves_and_the_next_one_is_armed(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    frozen.set(monday)
+    send(deployed, ("picked_up", monday))
+    deadline = partition(deployed).shipment.silence_due_at
+    assert deadline is not None
+    frozen.set(deadline - TICK)
+    tick_until(deployed, frozen, deadline + timedelta(minutes=10))
+    (stalled,) = partition(deployed).exceptions
+    assert stalled.is_open
+    # When the parcel is scanned again
+    moved = frozen.now() + timedelta(hours=2)
+    frozen.set(moved + timedelta(minutes=4))
+    send(deployed, ("arrived_hub", moved))
+    # Then the stall is resolved by that scan, announced, and a new silence counts from it
+    after = partition(deployed)
+    (cleared,) = after.exceptions
+    assert cleared.status is ExceptionStatus.RESOLVED and cleared.resolved_by is ResolvedBy.AUTO
+    assert cleared.resolving_event_id is not None
+    assert after.shipment.open_exceptions == []
+    assert after.shipment.silence_due_at == moved + timedelta(hours=48) + IN_TRANSIT_GRACE
+    kinds = [e["detail-type"] for e in exception_events(deployed)]
+    assert kinds == ["Shipment Exception Raised", "Shipment Exception Resolved"]
+
+
+def test_no_first_scan_counts_from_the_label_and_a_pickup_clears_it(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    friday = datetime(2026, 12, 4, 11, 0, tzinfo=RENO)
+    frozen.set(friday)
+    send(deployed, ("packed", friday))  # the warehouse's label: not a carrier scan
+    record = partition(deployed).shipment
+    grace = DEFAULT_POLICY.awaiting_first_scan * (1 + DEFAULT_POLICY.jitter)
+    assert record.silence_type is ExceptionType.NO_FIRST_SCAN
+    assert record.silence_due_at == datetime(2026, 12, 8, 11, 0, tzinfo=RENO) + grace  # Tuesday: weekend skipped
+    frozen.set(record.silence_due_at - TICK)
+    tick_until(deployed, frozen, record.silence_due_at + timedelta(minutes=15))
+    (missing,) = partition(deployed).exceptions
+    assert missing.type is ExceptionType.NO_FIRST_SCAN and missing.owner is Owner.WAREHOUSE
+    frozen.advance(timedelta(hours=1))
+    send(deployed, ("handed_to_carrier", frozen.now() - timedelta(minutes=30)))
+    (cleared,) = partition(deployed).exceptions
+    assert not cleared.is_open
+    assert partition(deployed).shipment.silence_type is ExceptionType.STALLED
+
+
+def test_two_checkers_at_once_and_a_retry_raise_one_exception(deployed: Deployed, frozen: clock.FrozenClock) -> None:
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    frozen.set(monday)
+    send(deployed, ("picked_up", monday))
+    deadline = partition(deployed).shipment.silence_due_at
+    assert deadline is not None
+    frozen.set(deadline + timedelta(minutes=1))
+    table = deployed.stack.ref("ShipmentsTable")
+    deployed.bus_events()
+
+    class Interleaved(DynamoTimerIndex):
+        """Checker A reads the record, then checker B runs whole before A writes."""
+
+        other_ran = False
+
+        def read_shipment(self, shipment_id: str) -> Shipment | None:
+            found = super().read_shipment(shipment_id)
+            if not Interleaved.other_ran:
+                Interleaved.other_ran = True
+                second = Checker(index=DynamoTimerIndex(table), publisher=publisher, now=frozen.now()).run()
+                assert sum(v for k, v in second.counts.items() if k.startswith("raised.")) == 1
+            return found
+
+    from shared.dal.bus import EventBridgePublisher
+
+    publisher = EventBridgePublisher(deployed.stack.ref("EventBus"))
+    first = Checker(index=Interleaved(table), publisher=publisher, now=frozen.now()).run()
+    assert not any(k.startswith("raised.") for k in first.counts)
+    assert first.counts["raise_conflicts"] == 1
+    # a retried run (same instant) finds nothing to do
+    retry = Checker(index=DynamoTimerIndex(table), publisher=publisher, now=frozen.now()).run()
+    assert not any(k.startswith("raised.") for k in retry.counts)
+    assert len(partition(deployed).exceptions) == 1
+    assert [e["detail-type"] for e in exception_events(deployed)] == ["Shipment Exception Raised"]
+
+
+def test_an_exception_past_its_sla_is_escalated_once(deployed: Deployed, frozen: clock.FrozenClock) -> None:
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    frozen.set(monday)
+    send(deployed, ("picked_up", monday - timedelta(hours=5)), ("out_for_delivery", monday - timedelta(hours=1)))
+    frozen.advance(timedelta(hours=2))
+    send(deployed, ("note", monday + timedelta(hours=1)), exception="address_issue")
+    (issue,) = partition(deployed).exceptions
+    assert issue.type is ExceptionType.ADDRESS_ISSUE and issue.owner is Owner.SUPPORT
+    assert issue.sla_due_at == frozen.now() + timedelta(hours=8)
+    tick_until(deployed, frozen, issue.sla_due_at + timedelta(minutes=30))
+    (escalated,) = partition(deployed).exceptions
+    assert escalated.escalated_at is not None
+    assert timedelta(0) <= escalated.escalated_at - issue.sla_due_at <= timedelta(minutes=5)
+    assert escalated.owner is Owner.OPS and escalated.escalated_from is Owner.SUPPORT
+    queue = DynamoExceptionStore(deployed.stack.ref("ShipmentsTable")).list_queue(owners=[Owner.OPS])
+    assert [e.exception_id for e in queue.items] == [issue.exception_id]
+    kinds = [e["detail-type"] for e in exception_events(deployed)]
+    assert kinds == ["Shipment Exception Raised", "Shipment Exception Escalated"]
+
+
+def test_the_checker_never_scans_and_an_empty_run_is_a_handful_of_queries(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    calls: list[str] = []
+    from shared.dal.aws import client
+
+    check(deployed)  # the first run reads back a day of buckets, then keeps a cursor
+    client("dynamodb").meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    frozen.advance(TICK)
+    check(deployed)
+    assert "Scan" not in calls
+    assert calls.count("Query") <= 2 * 4 and calls.count("GetItem") == 1
