@@ -136,12 +136,40 @@ def _cmd_api_key(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from infra.demo.run import DemoOptions, run_demo
+    if args.bundled:
+        from infra.demo.run import DemoOptions, run_demo
 
-    return run_demo(
-        DemoOptions(port=args.port, serve=not args.no_serve, summary_json=args.summary_json, state_dir=args.state_dir),
+        return run_demo(
+            DemoOptions(
+                port=args.port, serve=not args.no_serve, summary_json=args.summary_json, state_dir=args.state_dir
+            ),
+            out,
+        )
+    from infra.sim.demo import SimDemoOptions, run_simulated_demo
+
+    if args.shipments < 1 or args.days < 1:
+        sys.stderr.write("shiplight demo: --shipments and --days must be at least 1\n")
+        return 2
+    return run_simulated_demo(
+        SimDemoOptions(
+            shipments=args.shipments,
+            days=args.days,
+            seed=args.seed,
+            port=args.port,
+            serve=not args.no_serve,
+            summary_json=args.summary_json,
+            truth=args.truth,
+            state_dir=args.state_dir,
+        ),
         out,
     )
+
+
+def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
+    from infra.sim.demo import run_evaluate
+
+    stored = args.stored or args.state_dir / "stored.jsonl"
+    return run_evaluate(args.truth, stored, as_json=args.json, out=out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,12 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--echo-logs", action="store_true", help="also print the functions' logs to stderr")
     serve.set_defaults(run=_cmd_serve)
 
-    demo = commands.add_parser("demo", help="replay signed carrier webhooks through the local stack")
+    demo = commands.add_parser("demo", help="simulated carriers send webhooks and answer polls through the local stack")
     demo.add_argument("--port", type=int, help="default 3000, or any free port if 3000 is taken")
     demo.add_argument("--no-serve", action="store_true", help="exit after the summary")
-    demo.add_argument("--summary-json", type=Path, help="write the summary counts as JSON")
+    demo.add_argument("--shipments", type=int, default=150, help="simulated shipments (default 150)")
+    demo.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
+    demo.add_argument("--seed", type=int, default=7, help="the same seed gives the same world")
+    demo.add_argument("--summary-json", type=Path, help="write the summary as JSON")
+    demo.add_argument("--truth", type=Path, help="write the ground truth here as JSON lines")
+    demo.add_argument("--bundled", action="store_true", help="replay the small bundled story instead")
     demo.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
     demo.set_defaults(run=_cmd_demo)
+
+    evaluate = commands.add_parser("evaluate", help="score what Shiplight stored against a demo's ground truth")
+    evaluate.add_argument("--truth", type=Path, required=True, help="the truth file of a `shiplight demo` run")
+    evaluate.add_argument("--stored", type=Path, help="what was stored (default: the state dir's stored.jsonl)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (DESIGN §4.3)")
+    evaluate.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
+    evaluate.set_defaults(run=_cmd_evaluate)
 
     normalize = commands.add_parser("normalize", help="print the canonical events of one payload")
     normalize.add_argument("--carrier", required=True, help="source name, see `shiplight carriers`")

@@ -29,7 +29,7 @@ import functools
 import inspect
 import threading
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import moto.core.responses
 from moto.dynamodb.models import DynamoDBBackend
@@ -110,15 +110,16 @@ def _named_item(backend: DynamoDBBackend, entry: dict[str, Any]) -> tuple[Table,
 
 
 def _restore(table: Table, hash_key: Any, range_key: Any, item: Item | None) -> None:
+    items: Any = table.items  # hash key → item, or → {range key → item}
     if range_key is None:
         if item is None:
-            table.items.pop(hash_key, None)
+            items.pop(hash_key, None)
         else:
-            table.items[hash_key] = item
+            items[hash_key] = item
     elif item is None:
-        table.items.get(hash_key, {}).pop(range_key, None)
+        items.get(hash_key, {}).pop(range_key, None)
     else:
-        table.items[hash_key][range_key] = item
+        items[hash_key][range_key] = item
 
 
 def _transact_write_items(original: Any) -> Any:
@@ -131,16 +132,14 @@ def _transact_write_items(original: Any) -> Any:
             if named is None:
                 continue
             table, hash_key, range_key = named
-            if range_key is None:
-                current = table.items.get(hash_key)
-            else:
-                current = table.items.get(hash_key, {}).get(range_key)
+            items: Any = table.items
+            current = items.get(hash_key) if range_key is None else items.get(hash_key, {}).get(range_key)
             saved.append((table, hash_key, range_key, copy.deepcopy(current)))
             if table.stream_shard is not None:
                 streams.setdefault(id(table), (table, len(table.stream_shard.items)))
         _in_transaction.active = True
         try:
-            return original(self, transact_items)
+            original(self, transact_items)
         except Exception:
             for table, hash_key, range_key, item in reversed(saved):
                 _restore(table, hash_key, range_key, item)
@@ -159,11 +158,11 @@ def _table_snapshot(self: Table, memo: dict[int, Any]) -> Table:
     patch restores what changed); anywhere else (a backup), a real deep copy."""
     if getattr(_in_transaction, "active", False):
         return self
-    duplicate = Table.__new__(Table)
+    duplicate: Any = Table.__new__(Table)
     memo[id(self)] = duplicate
     for name, value in vars(self).items():
         setattr(duplicate, name, copy.deepcopy(value, memo))
-    return duplicate
+    return cast(Table, duplicate)
 
 
 def queue_has_visible_messages(queue_url: str) -> bool | None:
@@ -189,8 +188,9 @@ def install() -> None:
     """Patch moto once per process (idempotent)."""
     if _originals:
         return
-    _originals[(moto.core.responses, "method_names_from_class")] = moto.core.responses.method_names_from_class
-    moto.core.responses.method_names_from_class = functools.cache(moto.core.responses.method_names_from_class)  # type: ignore[assignment]
+    responses: Any = moto.core.responses
+    _originals[(responses, "method_names_from_class")] = responses.method_names_from_class
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
     for name in _MUTATIONS:
         _originals[(DynamoDBBackend, name)] = getattr(DynamoDBBackend, name)
         patched = getattr(DynamoDBBackend, name)

@@ -23,7 +23,9 @@ def run(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
 
 def test_demo_replays_the_bundled_webhooks_and_exits(tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
-    done = run("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path), "--summary-json", str(summary))
+    done = run(
+        "demo", "--bundled", "--no-serve", "--port", "0", "--state-dir", str(tmp_path), "--summary-json", str(summary)
+    )
     assert done.returncode == 0, done.stderr
     counts = json.loads(summary.read_text())
     # every source told its part: pushed webhooks and polled carrier APIs
@@ -61,7 +63,7 @@ def test_demo_replays_the_bundled_webhooks_and_exits(tmp_path: Path) -> None:
 
 def test_demo_serves_tracking_json_until_interrupted(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [*SHIPLIGHT, "demo", "--port", "0", "--state-dir", str(tmp_path)],
+        [*SHIPLIGHT, "demo", "--bundled", "--port", "0", "--state-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

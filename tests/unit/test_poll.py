@@ -428,20 +428,21 @@ def test_a_run_reads_each_due_shipment_once() -> None:
     assert sorted(index.queried) == [f"POLL#{i}" for i in range(SHARDS)]
 
 
-def test_a_backlog_in_shard_0_does_not_starve_shard_7() -> None:
-    # Given a UPS backlog in shard 0 larger than eight runs can poll, and one UPS label in shard 7
+def test_a_backlog_in_shard_0_does_not_starve_the_last_shard() -> None:
+    # Given a UPS backlog in shard 0 larger than the runs below can poll, and one UPS label in the last shard
     store = InMemoryShipmentStore()
+    last = SHARDS - 1
     due_in_shard(store, 0, *[("ups", f"1ZBACKLOG00{i:05d}") for i in range(100)])
-    due_in_shard(store, 7, ("ups", "1ZSHARD700000007"))
+    due_in_shard(store, last, ("ups", "1ZSHARD700000007"))
     polled_at: list[int] = []
-    # When the schedule fires eight times, each run polling at most 10 shipments
-    for run_number in range(8):
+    # When the schedule fires once per shard, each run polling at most 10 shipments
+    for run_number in range(SHARDS):
         at = NOW + RUN_PERIOD * run_number
         carriers = FakeCarriers()
         run(store, carriers, at=at, max_polls=10, first_shard=first_shard(at))
         if "1ZSHARD700000007" in carriers.called("ups"):
             polled_at.append(run_number)
-    # Then shard 7's label was polled in one of them
+    # Then the last shard's label was polled in one of them
     assert len(polled_at) == 1
 
 
@@ -561,7 +562,7 @@ def test_a_flowing_webhook_makes_polls_rarer_and_jitter_stays_bounded() -> None:
             shipment_id=shipment_id, status=Milestone.IN_TRANSIT, now=NOW, last_news_at=NOW, last_push_at=None
         )
         assert due is not None and timedelta(hours=2.7) <= due - NOW <= timedelta(hours=3.3)
-    assert len({shard_of(f"shp_{i}") for i in range(200)}) == 8
+    assert len({shard_of(f"shp_{i}") for i in range(200)}) == SHARDS
 
 
 def test_token_bucket_refills_at_its_rate() -> None:
