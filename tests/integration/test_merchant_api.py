@@ -12,8 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from infra.cli import main
 from infra.local.template import REPO_ROOT, Template
 from shared import clock
 from shared.clock import FrozenClock
@@ -356,3 +359,39 @@ def test_the_authorizer_imports_only_the_standard_library_and_botocore() -> None
     # Then nothing heavier than botocore was imported
     assert loaded.isdisjoint({"pydantic", "pydantic_core", "aws_lambda_powertools", "boto3", "s3transfer"})
     assert "botocore" in loaded
+
+
+def test_the_cli_manages_the_keys_of_a_deployed_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a deployed stack (moto's CloudFormation) whose outputs name its key table
+    template = {
+        "Resources": {
+            "ApiKeysTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "key_id", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "key_id", "KeyType": "HASH"}],
+                },
+            }
+        },
+        "Outputs": {"ApiKeysTableName": {"Value": {"Ref": "ApiKeysTable"}}},
+    }
+    with mock_aws():
+        boto3.client("cloudformation", region_name="us-east-1").create_stack(
+            StackName="shop-prod", TemplateBody=json.dumps(template)
+        )
+        # When an operator creates, lists and revokes a key with the CLI
+        assert main(["api-key", "create", "--label", "backend", "--stack-name", "shop-prod", "--json"]) == 0
+        created = json.loads(capsys.readouterr().out)
+        assert main(["api-key", "revoke", created["key_id"], "--stack-name", "shop-prod"]) == 0
+        capsys.readouterr()
+        assert main(["api-key", "list", "--stack-name", "shop-prod", "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        # Then the key was stored hashed, listed without its secret, and revoked
+        assert created["api_key"].startswith(f"shl_{created['key_id']}_")
+        assert [(k["key_id"], k["label"]) for k in listed] == [(created["key_id"], "backend")]
+        assert listed[0]["revoked_at"] is not None
+        assert created["api_key"] not in json.dumps(listed)
+        # and a stack without the output is named as the problem
+        assert main(["api-key", "list", "--stack-name", "no-such-stack"]) == 1
+        assert "no-such-stack" in capsys.readouterr().err
