@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from infra.formats.generic import generic_body, generic_event
+from infra.local.functions import FunctionHost
+from infra.local.stack import deploy
+from infra.local.template import Template
 from shared import clock
 from shared.clock import FrozenClock
 from shared.dal.apikeys import DynamoApiKeyStore
 from shared.logic.auth import create_api_key
 from tests.builders import T0
-from tests.integration.conftest import Deployed, Response
+from tests.integration.conftest import SECRETS, Deployed, Response
 
 
 @pytest.fixture(autouse=True)
@@ -225,3 +230,27 @@ def test_refund_decision_before_the_first_scan_is_a_deny_with_its_reason(deploye
     assert answer.body["reason"] == "no_first_scan"
     assert answer.body["earliest_at"] is None
     assert answer.body["status"] == "label_created"
+
+
+def test_the_deployments_policy_overrides_reach_the_refund_rules(tmp_path: Path) -> None:
+    # Given a stack deployed with PolicyOverrides: claims refundable 3 days after delivery
+    overrides = json.dumps({"refunds": {"delivered_not_received": {"days": 3}}})
+    with mock_aws():
+        stack = deploy(
+            Template.load(parameters={"PolicyOverrides": overrides}),
+            secret_values={"WebhookSecrets": json.dumps(SECRETS)},
+        )
+        host = FunctionHost(stack.functions, base_environment={}, log_dir=tmp_path / "logs")
+        try:
+            deployed = Deployed(stack, host, tap_url="")
+            assert stack.functions["MerchantApiFunction"].environment["SHIPLIGHT_POLICY"] == overrides
+            shipment_id = scans(deployed, "1Z4Y0A190348261953", ("handed_to_carrier", 0, None), ("delivered", 48, None))
+            clock.install(FrozenClock(T0 + timedelta(hours=56)))
+            support = Support(deployed)
+            assert support.call("POST", f"/v1/shipments/{shipment_id}/claims", claim_body()).status == 201
+            # When support asks for the refund decision
+            decision = support.call("GET", f"/v1/shipments/{shipment_id}/refund-decision").body
+        finally:
+            host.close()
+    # Then the merchant's window applies: three days after the delivery, not two
+    assert (decision["decision"], decision["earliest_at"]) == ("wait", "2026-11-07T12:00:00Z")
