@@ -36,8 +36,11 @@ from shared.clock import isoformat_z
 from shared.dal.shipments import Commit
 from shared.errors import Conflict, DependencyUnavailable, InvalidInput, MalformedPayload, NotFound, PayloadTooLarge
 from shared.logic.commit import CommitOptions, Contribution, ShipmentStore, commit_group, group_batch, poll_fields
+from shared.logic.exceptions import PENDING_CHECK
 from shared.logic.merchant import MerchantServices, shipment_view, tracking_url
 from shared.logic.process import EventPublisher
+from shared.logic.silence import silence_fields
+from shared.logic.timeline import walk
 from shared.models.merchant import MerchantShipmentView, ShipmentPage
 from shared.models.registration import RegistrationAnswer, RegistrationRequest
 from shared.models.shipment import (
@@ -176,6 +179,22 @@ def _announce(shipment: Shipment, now: datetime, *, first: bool) -> OutboxEntry:
     )
 
 
+def _watched(shipment: Shipment, partition: Partition | None, now: datetime) -> Shipment:
+    """The record with its silence plan redone — the label time and the lane a registration
+    brings move the no-first-scan and stalled deadlines — and a look by the silence checker
+    shortly, which publishes the announcement if its writer could not."""
+    ordered = walk([stored.event for stored in partition.events]).ordered if partition else []
+    exceptions = partition.exceptions if partition else []
+    planned = shipment.model_copy(update=silence_fields(shipment, ordered, exceptions, now=now))
+    check, timer = now + PENDING_CHECK, planned.timer_due_at
+    return planned.model_copy(
+        update={
+            "outbox_pending_since": shipment.outbox_pending_since or now,
+            "timer_due_at": check if timer is None or timer > check else timer,
+        }
+    )
+
+
 def _create(request: RegistrationRequest, keys: list[TrackingKey], now: datetime, options: CommitOptions) -> Commit:
     shipment = Shipment(
         shipment_id=new_shipment_id(),
@@ -191,7 +210,7 @@ def _create(request: RegistrationRequest, keys: list[TrackingKey], now: datetime
         registered_at=now,
         **_registration_fields(request),
     )
-    shipment = shipment.model_copy(update=poll_fields(shipment, now, options))
+    shipment = _watched(shipment.model_copy(update=poll_fields(shipment, now, options)), None, now)
     return Commit(
         shipment=shipment, expected_version=None, outbox=[_announce(shipment, now, first=True)], claim_keys=keys
     )
@@ -237,6 +256,7 @@ def _attach(
     )
     if ordered != current.keys:  # the carrier to poll may have changed
         updated = updated.model_copy(update=poll_fields(updated, now, options))
+    updated = _watched(updated, partition, now)
     return Commit(
         shipment=updated,
         expected_version=current.version,

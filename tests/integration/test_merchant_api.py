@@ -8,16 +8,18 @@ import json
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from infra.cli import main
-from infra.local.template import REPO_ROOT, Template
+from infra.local.scheduler import scheduled_event
+from infra.local.template import REPO_ROOT, ScheduleSource, Template
 from shared import clock
 from shared.clock import FrozenClock
 from shared.dal.apikeys import DynamoApiKeyStore
@@ -27,11 +29,12 @@ from shared.dal.orders import DynamoOrderIndex
 from shared.dal.shipments import Commit, DynamoShipmentStore
 from shared.errors import Conflict
 from shared.logic.auth import create_api_key, revoke_api_key
+from shared.logic.cadence import DEFAULT_POLICY
 from shared.logic.commit import CommitOptions
 from shared.logic.process import Staged, commit_batch
 from shared.logic.registration import parse_registration, register_shipment
 from shared.models.apikeys import ApiKeyRecord
-from shared.models.canonical import Milestone
+from shared.models.canonical import ExceptionType, Milestone
 from tests.builders import T0, generic_scans, scan
 from tests.integration.conftest import Deployed, Response
 
@@ -395,3 +398,43 @@ def test_the_cli_manages_the_keys_of_a_deployed_stack(capsys: pytest.CaptureFixt
         # and a stack without the output is named as the problem
         assert main(["api-key", "list", "--stack-name", "no-such-stack"]) == 1
         assert "no-such-stack" in capsys.readouterr().err
+
+
+def test_a_registered_label_without_a_first_scan_is_raised_by_the_silence_checker(
+    deployed: Deployed, merchant: Merchant, frozen_clock: FrozenClock
+) -> None:
+    # Given a label created on a Friday morning in Reno, registered an hour later, never scanned
+    reno = ZoneInfo("America/Los_Angeles")
+    label = datetime(2026, 12, 4, 11, 0, tzinfo=reno)
+    frozen_clock.set(label + timedelta(hours=1))
+    body = registration(label_created_at=label.isoformat(), origin={"country": "US", "region": "NV"})
+    shipment_id = merchant.call("POST", "/v1/shipments", body).body["shipment_id"]
+    record = DynamoShipmentStore(deployed.stack.ref("ShipmentsTable")).load(shipment_id)
+    assert record is not None
+    # Then the registration armed the no-first-scan deadline from the label, in business hours
+    # (the weekend skipped) plus one poll cycle of grace, and asked the checker to look shortly
+    grace = DEFAULT_POLICY.awaiting_first_scan * (1 + DEFAULT_POLICY.jitter)
+    due = datetime(2026, 12, 8, 11, 0, tzinfo=reno) + grace
+    assert record.shipment.silence_type is ExceptionType.NO_FIRST_SCAN
+    assert record.shipment.silence_due_at == due
+    assert record.shipment.timer_due_at is not None
+    assert record.shipment.timer_due_at <= frozen_clock.now() + timedelta(minutes=2)
+    deployed.bus_events()
+    # When the checker runs every 5 minutes around the deadline
+    checker = ScheduleSource(function="SilenceCheckerFunction", name="Every5Minutes", expression="rate(5 minutes)")
+    for start, until in (
+        (frozen_clock.now(), frozen_clock.now() + timedelta(minutes=10)),
+        (due - timedelta(minutes=5), due + timedelta(minutes=15)),
+    ):
+        frozen_clock.set(start)
+        while frozen_clock.now() < until:
+            frozen_clock.advance(timedelta(minutes=5))
+            deployed.host.invoke("SilenceCheckerFunction", scheduled_event(checker, "test", clock.now()))
+    # Then one no_first_scan exception is open on the registered shipment, announced with its order
+    after = DynamoShipmentStore(deployed.stack.ref("ShipmentsTable")).load(shipment_id)
+    assert after is not None
+    (missing,) = after.exceptions
+    assert missing.type is ExceptionType.NO_FIRST_SCAN and missing.is_open
+    assert timedelta(0) <= missing.raised_at - due <= timedelta(minutes=15)
+    (raised,) = [e for e in deployed.bus_events() if e["detail-type"] == "Shipment Exception Raised"]
+    assert raised["detail"]["order_id"] == "ORD-1001"

@@ -23,7 +23,7 @@ from shared.logic.registration import (
     parse_registration,
     register_from_body,
 )
-from shared.models.canonical import CanonicalEvent, Milestone
+from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone
 from shared.models.shipment import Shipment, TrackingKey
 from tests.builders import T0, scan
 from tests.fakes import InMemoryOrderIndex, InMemoryShipmentStore, RecordingPublisher
@@ -429,3 +429,22 @@ def test_tracking_links_follow_the_configured_base(base: str, expected: str) -> 
 def test_the_label_time_is_checked_against_the_shared_clock() -> None:
     with pytest.raises(InvalidInput):
         parse_registration(json.dumps(registration(label_created_at="2026-11-04T12:00:00Z")), now=T0)
+
+
+def test_a_registration_arms_the_silence_rules_from_its_label_and_lane(merchant: Merchant) -> None:
+    # Given a label created at T0 - 4 h, registered at T0
+    merchant.register(registration())
+    shipment = merchant.only_shipment()
+    # Then the no-first-scan rule counts from the label, and the checker looks again shortly
+    assert shipment.silence_type is ExceptionType.NO_FIRST_SCAN
+    assert shipment.silence_anchor == T0 - timedelta(hours=4)
+    assert shipment.silence_due_at is not None and shipment.silence_due_at > T0
+    assert shipment.outbox_pending_since == T0
+    assert shipment.timer_due_at is not None and shipment.timer_due_at <= T0 + timedelta(minutes=2)
+    first_due = shipment.silence_due_at
+    # When the merchant corrects the label time a day later
+    merchant.register(registration(label_created_at="2026-11-03T08:00:00Z"))
+    # Then the deadline moves with it
+    moved = merchant.only_shipment()
+    assert moved.silence_anchor == T0 + timedelta(hours=20)
+    assert moved.silence_due_at is not None and moved.silence_due_at > first_due
