@@ -361,6 +361,182 @@ def poller_read_cost() -> dict[str, float]:
     return {"poller_reads_per_polled": read["items"] / polled, "poller_scan_calls": float(read["Scan"])}
 
 
+def _item_bytes(item: dict[str, Any]) -> int:
+    """An item's size by DynamoDB's rules (attribute names + values), for read units."""
+
+    def value_bytes(value: dict[str, Any]) -> int:
+        ((kind, raw),) = value.items()
+        if kind in ("S", "B"):
+            return len(str(raw).encode())
+        if kind == "N":
+            return len(str(raw).lstrip("-").replace(".", "")) // 2 + 2
+        if kind in ("BOOL", "NULL"):
+            return 1
+        if kind == "M":
+            return 3 + sum(len(k.encode()) + value_bytes(v) + 1 for k, v in raw.items())
+        if kind == "L":
+            return 3 + sum(value_bytes(v) + 1 for v in raw)
+        return sum(len(str(v).encode()) for v in raw)
+
+    return sum(len(name.encode()) + value_bytes(value) for name, value in item.items())
+
+
+def _seeder(table: Any, template: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """Puts items straight into a moto table: moto's own put re-measures the whole item for
+    every attribute it sets (seconds per thousand items). Items differ from ``template``
+    (encoded) only in the attributes given; the values they share are shared objects."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    shared = {name: DynamoType(value) for name, value in template.items()}
+
+    def put(changes: dict[str, Any]) -> None:
+        item = Item.__new__(Item)
+        item.attrs = LimitedSizeDict()
+        dict.update(item.attrs, shared)
+        dict.update(item.attrs, {name: DynamoType(value) for name, value in changes.items()})
+        item.hash_key, item.range_key = item.attrs["pk"], item.attrs["sk"]
+        table.items[item.hash_key][item.range_key] = item
+
+    return put
+
+
+def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, float]:
+    """One silence-checker run over ``active`` armed shipments of which ``due_share`` are due.
+
+    The checker is in steady state (its cursor 15 minutes back, as after a run 5 minutes
+    ago); the due ones passed their deadline in the last 5 minutes, the others are armed over
+    the next three days. Items are written straight into moto's table (seconds, not minutes).
+    """
+    import math
+    import random
+
+    from moto import mock_aws
+    from moto.dynamodb.models import dynamodb_backends
+
+    from infra.local import moto_speedups
+    from infra.local.stack import deploy
+    from shared.clock import isoformat_z
+    from shared.dal.aws import client, reset_clients
+    from shared.dal.bus import EventBridgePublisher
+    from shared.dal.codec import encode_item
+    from shared.dal.items import bucket_hour, shipment_item, timer_bucket
+    from shared.dal.timers import DynamoTimerIndex
+    from shared.logic.silence import CURSOR_LAG, check_timers
+    from shared.models.canonical import ExceptionType, Milestone, sortable_text
+    from shared.models.shipment import Shipment
+
+    os.environ.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    now = datetime(2026, 11, 24, 12, 2, tzinfo=UTC)
+    rng = random.Random(f"silence-bench:{active}")  # noqa: S311 - seeded spread of deadlines
+    reads: Counter[str] = Counter()
+    units = [0.0]
+
+    def note(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["consistent"] = bool(params.get("ConsistentRead"))
+
+    def count(parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        name = model.name
+        if name not in ("Query", "Scan", "GetItem", "BatchGetItem"):
+            return
+        reads[name] += 1
+        consistent = bool(context.get("consistent"))
+        if name in ("Query", "Scan"):
+            returned = parsed.get("Items", [])
+            reads["items"] += int(parsed.get("ScannedCount", len(returned)))
+            size = sum(_item_bytes(item) for item in returned)
+            units[0] += max(1, math.ceil(size / 4096)) * (1.0 if consistent else 0.5)
+        elif name == "GetItem" and "Item" in parsed:
+            reads["items"] += 1
+            units[0] += math.ceil(_item_bytes(parsed["Item"]) / 4096) * (1.0 if consistent else 0.5)
+
+    moto_speedups.install()
+    try:
+        with mock_aws():
+            reset_clients()
+            stack = deploy(Template.load())
+            table_name = stack.ref("ShipmentsTable")
+            table = dynamodb_backends["123456789012"]["us-east-1"].get_table(table_name)
+            due_count = round(active * due_share)
+            started = time.perf_counter()
+            template = Shipment(
+                shipment_id="shp_template",
+                carrier="ups",
+                tracking_number="1ZBENCH",
+                public_token="t" * 24,
+                created_at=now - timedelta(days=3),
+                updated_at=now - timedelta(days=2),
+                first_source="ups",
+                status=Milestone.IN_TRANSIT,
+                status_since=now - timedelta(days=2),
+                last_event_at=now - timedelta(days=2),
+                event_count=4,
+                sequence=3,
+                version=4,
+                tracking_keys=["ups:1ZBENCH"],
+                silence_type=ExceptionType.STALLED,
+                silence_anchor=now - timedelta(days=2),
+                silence_due_at=now,
+                timer_due_at=now,
+            )
+            put = _seeder(table, encode_item(shipment_item(template)))
+            for i in range(active):
+                due = i < due_count
+                deadline = (
+                    now - timedelta(seconds=rng.uniform(1, 299))
+                    if due
+                    else now + timedelta(minutes=rng.uniform(5, 72 * 60))
+                )
+                shipment_id = f"shp_{i:024x}"
+                number = f"1ZBENCH{i:011d}"
+                put(
+                    encode_item(
+                        {
+                            "pk": f"SHP#{shipment_id}",
+                            "shipment_id": shipment_id,
+                            "tracking_number": number,
+                            "tracking_keys": [f"ups:{number}"],
+                            "public_token": f"t{i:023d}",
+                            "silence_anchor": isoformat_z(deadline - timedelta(hours=48)),
+                            "silence_due_at": isoformat_z(deadline),
+                            "timer_due_at": sortable_text(deadline),
+                            "timer_bucket": timer_bucket(shipment_id, deadline, deadline),
+                        }
+                    )
+                )
+            seeded = time.perf_counter() - started
+            index = DynamoTimerIndex(table_name)
+            index.advance_cursor(bucket_hour(now - timedelta(minutes=5) - CURSOR_LAG))
+            client("dynamodb").meta.events.register("before-parameter-build.dynamodb", note)
+            client("dynamodb").meta.events.register("after-call.dynamodb", count)
+            started = time.perf_counter()
+            outcome = check_timers(index=index, publisher=EventBridgePublisher(stack.ref("EventBus")), now=now)
+            elapsed = time.perf_counter() - started
+            client("dynamodb").meta.events.unregister("after-call.dynamodb", count)
+            client("dynamodb").meta.events.unregister("before-parameter-build.dynamodb", note)
+            reset_clients()
+    finally:
+        moto_speedups.uninstall()
+    raised = sum(v for k, v in outcome.counts.items() if k.startswith("raised."))
+    print(
+        f"  {active:,} armed, {due_count} due: {raised} raised; {reads['Query']} Queries, {reads['GetItem']} GetItems, "
+        f"{reads['Scan']} Scans; {reads['items']} items and {units[0]:.1f} read units "
+        f"(seeded in {seeded:.1f} s, checked in {elapsed:.1f} s)"
+    )
+    return {
+        f"silence_reads_per_due.{active}": units[0] / due_count,
+        f"silence_items_per_due.{active}": reads["items"] / due_count,
+        "silence_scan_calls": float(reads["Scan"]),
+    }
+
+
 def assumed_utc_share() -> dict[str, float]:
     """Share of canonical events whose instant had to be assumed UTC, over the project's fixtures."""
     from shared.adapters import load_adapter
@@ -391,6 +567,9 @@ GOALS = {
     "putevents_per_change": ("<=", 0.2),
     "poller_reads_per_polled": ("<=", 1.2),
     "poller_scan_calls": ("<=", 0),
+    "silence_reads_per_due.10000": ("<=", 1.2),
+    "silence_reads_per_due.100000": ("<=", 1.2),
+    "silence_scan_calls": ("<=", 0),
     **{
         f"normalize_eps.{source}": (">=", 5000)
         for source in ("generic", "easypost", "aftership", "shippo", "seventeentrack", "ups", "fedex", "usps", "dhl")
@@ -408,6 +587,12 @@ def main() -> int:
     figures |= normalize_rates()
     print("poller read cost")
     figures |= poller_read_cost()
+    print("silence checker read cost")
+    for active in (10_000, 100_000):
+        measured = silence_checker_cost(active)
+        figures |= measured | {
+            "silence_scan_calls": figures.get("silence_scan_calls", 0) + measured["silence_scan_calls"]
+        }
     print("time zones")
     figures |= assumed_utc_share()
     print("\nfigure                                 value      goal")
