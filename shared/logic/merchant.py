@@ -27,6 +27,7 @@ from shared.logic.auth import require_merchant
 from shared.logic.commit import CommitOptions, ShipmentStore
 from shared.logic.process import EventPublisher
 from shared.models.merchant import MerchantEvent, MerchantShipmentView, Registration
+from shared.models.ops import QueueRow
 from shared.models.shipment import Partition
 from shared.models.views import STATUS_LABELS, PublicLeg
 from shared.settings import MerchantApiSettings, load
@@ -128,7 +129,7 @@ def shipment_view(
     partition: Partition,
     *,
     tracking_link: str,
-    exceptions: Iterable[dict[str, Any]] = (),
+    exceptions: Iterable[QueueRow] = (),
     eta: dict[str, Any] | None = None,
 ) -> MerchantShipmentView:
     """Everything about one shipment for its merchant, newest event first."""

@@ -389,12 +389,19 @@ def _load_shipment(shipment_id: str, store: ShipmentStore) -> Partition:
     return partition
 
 
+def _view(partition: Partition, services: MerchantServices, origin: str) -> MerchantShipmentView:
+    # The ops queue's row builder; imported here because shared.logic.ops builds on this module.
+    from shared.logic.ops import queue_row
+
+    now = clock.now()
+    link = tracking_url(partition.shipment.public_token, public_base_url=services.public_base_url, origin=origin)
+    rows = [queue_row(e, now) for e in sorted(partition.exceptions, key=lambda e: e.sla_due_at) if e.is_open]
+    return shipment_view(partition, tracking_link=link, exceptions=rows)
+
+
 def get_shipment(shipment_id: str, services: MerchantServices, *, origin: str) -> MerchantShipmentView:
     """``GET /v1/shipments/{id}``."""
-    partition = _load_shipment(shipment_id, services.store)
-    token = partition.shipment.public_token
-    link = tracking_url(token, public_base_url=services.public_base_url, origin=origin)
-    return shipment_view(partition, tracking_link=link)
+    return _view(_load_shipment(shipment_id, services.store), services, origin)
 
 
 def encode_cursor(after: tuple[str, str]) -> str:
@@ -451,8 +458,7 @@ def list_shipments(query: dict[str, str], services: MerchantServices, *, origin:
         if shipment.shipment_id in listed:
             continue
         listed.add(shipment.shipment_id)
-        link = tracking_url(shipment.public_token, public_base_url=services.public_base_url, origin=origin)
-        views.append(shipment_view(partition, tracking_link=link))
+        views.append(_view(partition, services, origin))
     return ShipmentPage(
         order_id=order_id, shipments=views, next_cursor=encode_cursor(page.after) if page.after else None
     )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.canonical import ExceptionType, LocalTime, Location, Milestone, TimeSource, UtcInstant
+from shared.models.ops import QueueRow
 from shared.models.registration import Address, CustomerContact
 from shared.models.views import PublicLeg
 
@@ -51,7 +52,8 @@ class Registration(BaseModel):
 class MerchantShipmentView(BaseModel):
     """``GET /v1/shipments/{id}``: the shipment, its registration and its whole timeline
     (newest event first). ``exceptions`` lists the open exceptions with their playbook;
-    ``eta`` is the estimated delivery (``null`` until estimated)."""
+    ``eta`` is the estimated delivery (``null`` until estimated). Exceptions are the ops
+    queue's rows (owner, next action, customer message, SLA left), soonest SLA first."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -70,7 +72,7 @@ class MerchantShipmentView(BaseModel):
     tracking_token: str
     tracking_url: str
     registration: Registration | None
-    exceptions: list[dict[str, Any]] = Field(default_factory=list)
+    exceptions: list[QueueRow] = Field(default_factory=list)
     eta: dict[str, Any] | None = None
     events: Annotated[list[MerchantEvent], Field(max_length=1000)]
 

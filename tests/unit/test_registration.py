@@ -448,3 +448,22 @@ def test_a_registration_arms_the_silence_rules_from_its_label_and_lane(merchant:
     moved = merchant.only_shipment()
     assert moved.silence_anchor == T0 + timedelta(hours=20)
     assert moved.silence_due_at is not None and moved.silence_due_at > first_due
+
+
+def test_the_view_lists_open_exceptions_with_their_playbook(merchant: Merchant) -> None:
+    # Given a registered parcel the carrier reports an address problem for
+    _, answer = merchant.register(registration())
+    merchant.carrier_event(
+        scan(Milestone.PICKED_UP, 1),
+        scan(None, 20, exception=ExceptionType.ADDRESS_ISSUE, raw_code="address"),
+    )
+    # When the merchant reads the shipment
+    with clock.use_clock(merchant.clock):
+        view = get_shipment(answer["shipment_id"], merchant.services, origin=ORIGIN)
+    # Then the open exception is there with who acts and what to do
+    (row,) = view.exceptions
+    assert row.type is ExceptionType.ADDRESS_ISSUE
+    assert row.shipment_id == answer["shipment_id"]
+    assert row.owner.value == "support"
+    assert row.next_action
+    assert row.order_id == "ORD-1001"
