@@ -19,7 +19,15 @@ missing event). From the matching:
 * **duplicates stored**: stored events matching no true scan (a second copy of a scan, or an
   event nothing happened for);
 * **forged stored**: stored events matching a scan that only refused requests (bad signature,
-  truncated, wrong path, oversized) carried — must be 0.
+  truncated, wrong path, oversized) carried — must be 0;
+* **detection**, per exception type: precision and recall of the exceptions Shiplight raised
+  against the incidents of the truth, per shipment. Carrier-reported incidents count once their
+  scan is ``settle`` old; a delivered-not-received claim once it was made. Silences are judged by
+  the merchant's silence rules applied to the true scans: a gap longer than the rule's business-
+  hours threshold plus the longest grace (one poll cycle) must be raised, a gap shorter than the
+  threshold must not; a gap in between depends on how the parcel was polled and is not scored.
+  ``max_delay_minutes`` is the longest time from an exception's deadline (its cause: the silence
+  deadline, the carrier's scan, the claim) to when Shiplight raised it.
 """
 
 from __future__ import annotations
@@ -33,10 +41,23 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from infra.formats.scan import CANONICAL, Reading
 from shared.models.canonical import RANK, REOPEN_TRANSITIONS, Milestone
 
+CARRIER_TYPES = (
+    "customs_hold",
+    "address_issue",
+    "delivery_failed",
+    "held",
+    "delayed",
+    "damaged",
+    "lost",
+    "return_to_sender",
+)
+SILENCE_GRACE_MAX = timedelta(hours=7)  # one poll cycle before the first scan (6 h) with jitter
+TERMINAL = {"delivered", "return_delivered", "lost"}
 MATCH_WINDOW = timedelta(hours=26)
 SETTLE = timedelta(hours=24)
 WAREHOUSE_MILESTONES = {"packed": "label_created", "handed_to_carrier": "picked_up"}
@@ -226,6 +247,7 @@ def evaluate(truth_lines: list[dict[str, Any]], stored_lines: list[dict[str, Any
         else:
             status_confusion[f"{expected_status} → {actual}"] += 1
     result = totals.as_dict()
+    detection = _detection(truth_lines, stored_by_sim, end)
     return {
         "milestone_accuracy": result["milestone_accuracy"],
         "milestone_accuracy_expressible": result["milestone_accuracy_expressible"],
@@ -238,6 +260,87 @@ def evaluate(truth_lines: list[dict[str, Any]], stored_lines: list[dict[str, Any
         "timestamp_error_minutes": result["timestamp_error_minutes"],
         "status_mismatches": dict(sorted(status_confusion.items(), key=lambda kv: -kv[1])),
         "per_carrier": {carrier: tally.as_dict() for carrier, tally in sorted(per_carrier.items())},
+        "detection": detection,
+    }
+
+
+def _silences(shipment: dict[str, Any], end: datetime) -> tuple[set[str], set[str]]:
+    """(silence types that must be raised, those whose outcome depends on the grace)."""
+    from shared.logic.silence import Rule, silence_deadline
+
+    must: set[str] = set()
+    maybe: set[str] = set()
+    dropped = set(shipment.get("dropped_scans", []))
+    scans = [s for i, s in enumerate(shipment["scans"]) if i not in dropped and _instant(s["at"]) <= end]
+    handed = [_instant(e["at"]) for e in shipment.get("warehouse_events", []) if e["code"] == "handed_to_carrier"]
+    moves = sorted([_instant(s["at"]) for s in scans if s["kind"] != "label_created"] + handed)
+
+    def judge(kind: str, anchor: datetime, rule: Rule, country: str | None, tz: str | None, until: datetime) -> None:
+        deadline = silence_deadline(anchor, rule, country=country, tz=ZoneInfo(tz) if tz else None)
+        if until > deadline + SILENCE_GRACE_MAX:
+            must.add(kind)
+        elif until > deadline:
+            maybe.add(kind)
+
+    label_at = _instant(shipment["label_at"])
+    first = moves[0] if moves else end
+    origin = shipment["scans"][0]["place"] or {}
+    judge("no_first_scan", label_at, Rule.LABEL, origin.get("country"), origin.get("tz"), min(first, end))
+    cross_border = shipment["lane"].startswith("cn_")
+    in_customs = False
+    carrier_scans = [s for s in scans if s["kind"] != "label_created"]
+    for index, scan in enumerate(carrier_scans):
+        kind = scan["kind"]
+        in_customs = (in_customs or kind in ("customs_started", "customs_hold")) and kind != "customs_cleared"
+        if kind in TERMINAL:
+            break
+        following = carrier_scans[index + 1 :]
+        until = _instant(following[0]["at"]) if following else end
+        place = scan["place"] or {}
+        rule = Rule.CUSTOMS if in_customs else Rule.CROSS_BORDER if cross_border else Rule.DOMESTIC
+        judge("stalled", _instant(scan["at"]), rule, place.get("country"), place.get("tz"), until)
+    return must, maybe - must
+
+
+def _detection(
+    truth_lines: list[dict[str, Any]], stored_by_sim: dict[str, dict[str, Any]], end: datetime
+) -> dict[str, dict[str, Any]]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
+    delays: dict[str, list[float]] = defaultdict(list)
+    for shipment in (line for line in truth_lines if line.get("type") == "shipment"):
+        stored = stored_by_sim.get(shipment["sim_id"])
+        raised = stored.get("exceptions", []) if stored else []
+        must, maybe = _silences(shipment, end)
+        for incident in shipment["incidents"]:
+            at = _instant(incident["at"])
+            if incident["type"] in CARRIER_TYPES and at <= end - SETTLE:
+                must.add(incident["type"])
+            elif incident["type"] in CARRIER_TYPES and at <= end:
+                maybe.add(incident["type"])
+        if shipment.get("claim_at") and _instant(shipment["claim_at"]) <= end:
+            must.add("delivered_not_received")
+        kinds = {e["type"] for e in raised}
+        for kind in must | kinds:
+            if kind in must and kind in kinds:
+                counts[kind]["tp"] += 1
+            elif kind in must:
+                counts[kind]["fn"] += 1
+            elif kind not in maybe:
+                counts[kind]["fp"] += 1
+        for exception in raised:
+            delays[exception["type"]].append(
+                (_instant(exception["raised_at"]) - _instant(exception["cause_at"])).total_seconds() / 60
+            )
+    return {
+        kind: {
+            "precision": _ratio(c["tp"], c["tp"] + c["fp"]),
+            "recall": _ratio(c["tp"], c["tp"] + c["fn"]),
+            "true_positives": c["tp"],
+            "false_positives": c["fp"],
+            "missed": c["fn"],
+            "max_delay_minutes": round(max(delays[kind]), 1) if delays[kind] else None,
+        }
+        for kind, c in sorted(counts.items())
     }
 
 
@@ -265,3 +368,11 @@ def print_report(report: dict[str, Any], out: Any) -> None:
         )
     for mismatch, count in list(report["status_mismatches"].items())[:5]:
         out.write(f"  status {mismatch}: {count}\n")
+    if report.get("detection"):
+        out.write(f"  {'exception':<24} {'precision':>9} {'recall':>7} {'raised':>6} {'missed':>6} {'max delay':>10}\n")
+        for kind, row in report["detection"].items():
+            delay = "—" if row["max_delay_minutes"] is None else f"{row['max_delay_minutes']} min"
+            out.write(
+                f"  {kind:<24} {pct(row['precision']):>9} {pct(row['recall']):>7} "
+                f"{row['true_positives'] + row['false_positives']:>6} {row['missed']:>6} {delay:>10}\n"
+            )

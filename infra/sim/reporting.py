@@ -65,12 +65,21 @@ class Delivery:
     """One HTTP request to the gateway."""
 
     at: datetime  # when it is sent (simulated)
-    source: str  # the path's carrier segment
+    source: str  # the path's carrier segment ("" for a registration)
     body: bytes
     headers: dict[str, str]
-    kind: str  # "webhook", "warehouse", "duplicate", "held_back" or a CHAOS_KINDS entry
+    kind: str  # "registration", "webhook", "warehouse", "duplicate", "held_back" or a CHAOS_KINDS entry
     sim_id: str
     expect: int = 202
+
+    @property
+    def path(self) -> str:
+        """The request path; a claim's names the shipment, which the runner fills in."""
+        if self.kind == "registration":
+            return "/v1/shipments"
+        if self.kind == "claim":
+            return "/v1/shipments/{shipment_id}/claims"
+        return f"/webhooks/{self.source}"
 
 
 @dataclass
@@ -103,12 +112,15 @@ def plan(journeys: list[Journey], *, seed: int, chaos: Chaos | None = None) -> R
         rng = random.Random(f"{seed}:report:{journey.sim_id}")
         low, high = POLL_LATENCY
         report.poll_latency[journey.sim_id] = low + (high - low) * rng.random()
+        report.deliveries.append(_registration(journey, rng))
         if journey.warehouse_events:
             report.deliveries.extend(_warehouse(journey, rng))
         if journey.lane.push is not None:
             report.deliveries.extend(_pushes(journey, journey.lane.push, rng, chaos, report))
         if rng.random() < chaos.bad_input:
             report.deliveries.append(_bad_input(journey, rng, report))
+        if journey.claim_at is not None:
+            report.deliveries.append(_claim(journey, journey.claim_at))
     report.deliveries.sort(key=lambda d: (d.at, d.sim_id, d.kind))
     return report
 
@@ -137,6 +149,55 @@ def _pushes(journey: Journey, source: str, rng: random.Random, chaos: Chaos, rep
             again = sent + timedelta(minutes=rng.uniform(1, 30))
             out.append(Delivery(again, source, body, sign(source, body, again), "duplicate", journey.sim_id))
     return out
+
+
+def _registration(journey: Journey, rng: random.Random) -> Delivery:
+    """The merchant's order system registers the shipment a few minutes after printing its label
+    (the API key is added when it is sent: the runtime issues it)."""
+    parcel, lane = journey.parcel, journey.lane
+
+    def address(place: Any) -> dict[str, Any]:
+        return {"country": place.country, "region": place.region, "city": place.city, "postal_code": place.postal_code}
+
+    median_days = lane.transit_days[0]
+    promised = (journey.label_at + timedelta(days=median_days * 7 / 5 + 2)).astimezone(parcel.destination.zone)
+    number = int(journey.sim_id.split("-")[-1])
+    document: dict[str, Any] = {
+        "carrier": parcel.first.carrier,
+        "tracking_number": parcel.first.tracking_number,
+        "order_id": f"SL-{100000 + number}",
+        "origin": address(parcel.origin),
+        "destination": address(parcel.destination),
+        "customer": {
+            "name": f"Customer {number}",
+            "email": f"customer{number}@example.com",
+            "phone": f"+1555{number:07d}",
+        },
+        "locale": "de-DE" if parcel.destination.country in ("DE", "AT") else "en-US",
+        "time_zone": parcel.destination.tz,
+        "promised_delivery_date": promised.date().isoformat(),
+        "label_created_at": journey.label_at.isoformat(),
+    }
+    if parcel.last_mile is not None:
+        document["last_mile"] = {
+            "carrier": parcel.last_mile.carrier,
+            "tracking_number": parcel.last_mile.tracking_number,
+        }
+    sent = journey.label_at + timedelta(minutes=rng.uniform(1, 15))
+    body = json.dumps(document).encode()
+    return Delivery(sent, "", body, {"content-type": "application/json"}, "registration", journey.sim_id, expect=201)
+
+
+def _claim(journey: Journey, claim_at: datetime) -> Delivery:
+    """Support records the customer's "delivered but never received" call."""
+    document = {
+        "description": "Customer says the parcel never arrived although tracking shows it delivered.",
+        "claimed_at": claim_at.isoformat(),
+        "contact_channel": "phone",
+        "reference": f"CASE-{journey.sim_id}",
+    }
+    body = json.dumps(document).encode()
+    return Delivery(claim_at, "", body, {"content-type": "application/json"}, "claim", journey.sim_id, 201)
 
 
 def _warehouse(journey: Journey, rng: random.Random) -> list[Delivery]:

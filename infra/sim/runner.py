@@ -59,6 +59,8 @@ class SimRun:
     unexpected: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     steps: int = 0
+    api_key: str = ""  # the simulated order system's key (never printed)
+    registered: dict[str, str] = field(default_factory=dict)  # sim_id → shipment_id
 
     def partitions(self) -> dict[str, Partition]:
         """Each journey's shipment as stored (sim_id → partition), for those Shiplight knows."""
@@ -89,17 +91,17 @@ class _Sender:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self._connection: http.client.HTTPConnection | None = None
 
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
             try:
                 self._connection.request("POST", path, body=body, headers=headers)
                 response = self._connection.getresponse()
-                response.read()
+                answer = response.read()
                 if response.getheader("connection", "").lower() == "close" or response.version == 10:
                     self.close()
-                return response.status
+                return response.status, answer
             except (ConnectionError, http.client.HTTPException):
                 self.close()
                 if attempt == 2:
@@ -145,8 +147,11 @@ def simulate(options: SimOptions, *, progress: Callable[[datetime, datetime, int
 
 
 def _drive(run: SimRun, sim_clock: FrozenClock, progress: Callable[[datetime, datetime, int], None] | None) -> None:
+    from infra.apikeys import issue_local_key
+
     started = time.perf_counter()
     sender = _Sender(run.runtime.url)
+    run.api_key = issue_local_key(run.runtime, label="simulated order system")
     pending = [d for d in run.report.deliveries if d.at < run.end]
     index = 0
     now = run.options.start
@@ -170,8 +175,20 @@ def _drive(run: SimRun, sim_clock: FrozenClock, progress: Callable[[datetime, da
 
 
 def _send(run: SimRun, sender: _Sender, delivery: Delivery) -> None:
-    status = sender.post(f"/webhooks/{delivery.source}", delivery.body, delivery.headers)
+    headers, path = delivery.headers, delivery.path
+    if delivery.kind in ("registration", "claim"):
+        headers = headers | {"authorization": f"Bearer {run.api_key}"}
+    if delivery.kind == "claim":
+        shipment_id = run.registered.get(delivery.sim_id)
+        if shipment_id is None:
+            run.unexpected.append(f"claim for {delivery.sim_id}: never registered")
+            return
+        path = path.format(shipment_id=shipment_id)
+    status, answer = sender.post(path, delivery.body, headers)
     run.answers.setdefault(delivery.kind, Counter())[status] += 1
+    if delivery.kind == "registration" and status in (200, 201):
+        run.registered[delivery.sim_id] = json.loads(answer)["shipment_id"]
+        return  # 200: a carrier's first scan beat the order system to it
     if status != delivery.expect:
         run.unexpected.append(f"{delivery.kind} {delivery.source} for {delivery.sim_id}: {status}")
 
@@ -212,4 +229,17 @@ def stored_line(sim_id: str, partition: Partition) -> dict[str, Any]:
         "sim_id": sim_id,
         "shipment": partition.shipment.model_dump(mode="json"),
         "events": [{"source": s.source, **s.event.to_json_dict()} for s in partition.events],
+        "exceptions": [
+            {
+                "type": e.type.value,
+                "status": e.status.value,
+                "raised_at": e.raised_at.isoformat(),
+                "cause_at": e.cause_at.isoformat(),
+                "resolved_at": e.resolved_at.isoformat() if e.resolved_at else None,
+                "resolved_by": e.resolved_by.value if e.resolved_by else None,
+                "owner": e.owner.value,
+                "escalated": e.escalated_at is not None,
+            }
+            for e in partition.exceptions
+        ],
     }

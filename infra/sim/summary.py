@@ -59,7 +59,15 @@ def summarize(run: SimRun, partitions: dict[str, Partition]) -> dict[str, Any]:
     per_source: Counter[str] = Counter()
     latency: dict[str, list[float]] = defaultdict(list)
     late = 0
+    raised: Counter[str] = Counter()
+    auto_resolved = 0
+    open_by_owner: Counter[str] = Counter()
     for partition in {id(p): p for p in partitions.values()}.values():
+        for exception in partition.exceptions:
+            raised[exception.type.value] += 1
+            auto_resolved += exception.resolved_by is not None and exception.resolved_by.value == "auto"
+            if exception.resolved_at is None:
+                open_by_owner[exception.owner.value] += 1
         status = partition.shipment.status
         by_status[status.value if status else "none"] += 1
         late += out_of_order(partition)
@@ -95,6 +103,9 @@ def summarize(run: SimRun, partitions: dict[str, Partition]) -> dict[str, Any]:
         "changes_published": int(metrics.get("ChangesPublished")),
         "payloads_quarantined": int(metrics.get("PayloadsQuarantined")),
         "events_per_source": dict(per_source.most_common()),
+        "exceptions_raised": dict(raised.most_common()),
+        "exceptions_auto_resolved": auto_resolved,
+        "exceptions_open_by_owner": dict(open_by_owner.most_common()),
         "unmapped_codes": dict(unmapped_codes(host.log_path("EventProcessorFunction")).most_common()),
         "latency_minutes": {
             carrier: {
@@ -107,7 +118,7 @@ def summarize(run: SimRun, partitions: dict[str, Partition]) -> dict[str, Any]:
     }
 
 
-_ACCEPTED_KINDS = ("webhook", "warehouse", "duplicate", "held_back")
+_ACCEPTED_KINDS = ("webhook", "warehouse", "duplicate", "held_back", "registration", "claim")
 
 
 def print_summary(summary: dict[str, Any], out: TextIO) -> None:
@@ -135,7 +146,15 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         + (", ".join(f"{code} x{n}" for code, n in list(unmapped.items())[:8]) if unmapped else "none")
         + "\n"
     )
-    out.write(f"\nRequests to /webhooks ({summary['requests_sent']}), answered:\n")
+    raised = summary["exceptions_raised"]
+    out.write(
+        f"\nExceptions raised {sum(raised.values())}: "
+        + (", ".join(f"{kind} {n}" for kind, n in raised.items()) or "none")
+        + f"\n  resolved by themselves (the parcel moved on) {summary['exceptions_auto_resolved']}; open per owner: "
+        + (", ".join(f"{owner} {n}" for owner, n in summary["exceptions_open_by_owner"].items()) or "none")
+        + "\n"
+    )
+    out.write(f"\nRequests ({summary['requests_sent']}), answered:\n")
     for kind, codes in summary["answers"].items():
         out.write(f"  {kind:<15} " + ", ".join(f"{code} x{n}" for code, n in codes.items()) + "\n")
     out.write("\nScan-to-update latency (minutes, scan instant → received):\n")
