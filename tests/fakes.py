@@ -85,7 +85,9 @@ class InMemoryShipmentStore:
             )
             if write.expect is Expect.NEW and held is not None:
                 raise Conflict("exception exists")
-            if write.expect is not Expect.NEW and (held is None or not held.is_open):
+            if write.expect is Expect.STORED and held is None:
+                raise Conflict("exception missing")
+            if write.expect in (Expect.OPEN, Expect.OPEN_UNESCALATED) and (held is None or not held.is_open):
                 raise Conflict("exception no longer open")
             if write.expect is Expect.OPEN_UNESCALATED and held is not None and held.escalated_at is not None:
                 raise Conflict("exception already escalated")

@@ -115,6 +115,7 @@ class Expect(StrEnum):
     NEW = "new"  # no exception of this (type, episode) exists: one per episode, whoever races
     OPEN = "open"  # it is still open (an operator may have closed it meanwhile)
     OPEN_UNESCALATED = "open_unescalated"  # still open and not yet escalated (escalate once)
+    STORED = "stored"  # it exists, whatever its status (a correction that announces nothing)
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,9 @@ class DynamoShipmentStore:
                 actions.append(self._put(item, "attribute_not_exists(pk)"))
                 actions.append(self._put(lookup_item(write.exception), "attribute_not_exists(pk)"))
                 continue
+            if write.expect is Expect.STORED:
+                actions.append(self._put(item, "attribute_exists(pk)"))
+                continue
             condition = "#s = :open"
             if write.expect is Expect.OPEN_UNESCALATED:
                 condition += " AND attribute_not_exists(escalated_at)"

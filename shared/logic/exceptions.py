@@ -187,6 +187,7 @@ def new_exception(
     cause_at: datetime,
     rules: Playbooks,
     cause_event_id: str | None = None,
+    cause_received_at: datetime | None = None,
     details: dict[str, Any] | None = None,
 ) -> ShipmentException:
     """An open exception with its playbook, as raised ``now``."""
@@ -200,6 +201,7 @@ def new_exception(
         raised_at=now,
         cause_at=cause_at,
         cause_event_id=cause_event_id,
+        cause_received_at=cause_received_at,
         updated_at=now,
         owner=book.owner,
         next_action=book.next_action,
@@ -336,6 +338,7 @@ def reconcile(
                 now=now,
                 cause_at=episode.start.occurred_at,
                 cause_event_id=episode.start.event_id,
+                cause_received_at=episode.start.received_at,
                 rules=rules,
             )
             out.announcements.append(Announcement(EXCEPTION_RAISED, created, order_key(episode.start, now, 1)))
@@ -353,16 +356,22 @@ def reconcile(
                 out.announcements.append(Announcement(EXCEPTION_RESOLVED, closed, order_key(None, now, 2)))
                 final[closed.exception_id] = closed
         if not keep.is_open:
-            continue  # an operator's (or an earlier) resolution stands
+            # An operator's (or an earlier) resolution stands; only its cause follows the episode
+            # (a late movement scan may have split it), silently.
+            if keep.cause_at != episode.start.occurred_at:
+                moved = keep.model_copy(update={"cause_at": episode.start.occurred_at, "updated_at": now})
+                out.write(moved, Expect.STORED)
+                final[moved.exception_id] = moved
+            continue
+        current = refreshed(keep, shipment, now)
+        if current.cause_at != episode.start.occurred_at:  # an older scan joined it, or a split moved its start
+            current = current.model_copy(update={"cause_at": episode.start.occurred_at, "updated_at": now})
         if episode.end is not None:
-            closed = resolved(refreshed(keep, shipment, now), now=now, by=ResolvedBy.AUTO, event=episode.end)
+            closed = resolved(current, now=now, by=ResolvedBy.AUTO, event=episode.end)
             out.write(closed, Expect.OPEN)
             out.announcements.append(Announcement(EXCEPTION_RESOLVED, closed, order_key(episode.end, now, 2)))
             final[closed.exception_id] = closed
             continue
-        current = refreshed(keep, shipment, now)
-        if current.cause_at != episode.start.occurred_at:  # an older scan of it arrived late
-            current = current.model_copy(update={"cause_at": episode.start.occurred_at, "updated_at": now})
         if current != keep:
             out.write(current, Expect.OPEN)
             final[current.exception_id] = current

@@ -108,6 +108,9 @@ class ShipmentException(BaseModel):
     # What caused it: the carrier's scan instant, or the silence's deadline, or the claim time.
     cause_at: UtcInstant
     cause_event_id: str | None = None
+    # When that scan reached Shiplight (carrier exceptions): raised_at minus this is our own
+    # delay; cause_at to it is the carrier's.
+    cause_received_at: UtcInstant | None = None
     updated_at: UtcInstant
     resolved_at: UtcInstant | None = None
     resolved_by: ResolvedBy | None = None
