@@ -314,7 +314,9 @@ RUN_PERIOD = timedelta(minutes=5)  # template.yaml: rate(5 minutes)
 # The cursor stays this far behind now: a writer that read the clock just before an hour
 # ended may commit a timer into that hour a little after the checker moved on.
 CURSOR_LAG = timedelta(minutes=15)
-FIRST_LOOKBACK = timedelta(hours=24)  # the very first run (no cursor yet)
+# The very first run (no cursor yet) looks this far back, so a checker that failed from its
+# first run on (a broken deployment fixed days later) still finds every timer; once.
+FIRST_LOOKBACK = timedelta(days=7)
 SAFETY_SECONDS = 10.0
 LEFTOVER_GRACE = timedelta(seconds=60)  # outbox entries younger than this belong to a running writer
 ATTEMPTS = 4

@@ -262,9 +262,34 @@ def test_the_checker_never_scans_and_an_empty_run_is_a_handful_of_queries(
     calls: list[str] = []
     from shared.dal.aws import client
 
-    check(deployed)  # the first run reads back a day of buckets, then keeps a cursor
+    check(deployed)  # the first run reads back a week of buckets, then keeps a cursor
     client("dynamodb").meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     frozen.advance(TICK)
     check(deployed)
     assert "Scan" not in calls
     assert calls.count("Query") <= 2 * 2 and calls.count("GetItem") == 1  # two shards, one or two hours
+
+
+def test_a_checker_that_was_down_catches_up_from_its_cursor(deployed: Deployed, frozen: clock.FrozenClock) -> None:
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    frozen.set(monday)
+    check(deployed)  # a run that leaves a cursor
+    send(deployed, ("picked_up", monday), number="1Z4Y0A190348261953")
+    send(deployed, ("picked_up", monday + timedelta(hours=5)), number="1Z4Y0A190348261954")
+    deadlines = [partition(deployed, n).shipment.silence_due_at for n in ("1Z4Y0A190348261953", "1Z4Y0A190348261954")]
+    # Given the checker does not run for three days (its deadlines pass in between)
+    frozen.set(monday + timedelta(days=3))
+    assert all(d is not None and d < frozen.now() - timedelta(hours=6) for d in deadlines)
+    # When it runs again, it reads every hour since its cursor and raises both
+    check(deployed)
+    for number in ("1Z4Y0A190348261953", "1Z4Y0A190348261954"):
+        (stalled,) = partition(deployed, number).exceptions
+        assert stalled.type is ExceptionType.STALLED and stalled.raised_at == frozen.now()
+    # and the next run is back to a handful of Queries
+    calls: list[str] = []
+    from shared.dal.aws import client
+
+    client("dynamodb").meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    frozen.advance(TICK)
+    check(deployed)
+    assert calls.count("Query") <= 2 * 2
