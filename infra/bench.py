@@ -390,7 +390,7 @@ def _seeder(table: Any, template: dict[str, Any]) -> Callable[[dict[str, Any]], 
     shared = {name: DynamoType(value) for name, value in template.items()}
 
     def put(changes: dict[str, Any]) -> None:
-        item = Item.__new__(Item)
+        item: Any = Item.__new__(Item)  # moto types __new__ as its BaseModel
         item.attrs = LimitedSizeDict()
         dict.update(item.attrs, shared)
         dict.update(item.attrs, {name: DynamoType(value) for name, value in changes.items()})
@@ -421,7 +421,7 @@ def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, floa
     from shared.dal.codec import encode_item
     from shared.dal.items import bucket_hour, shipment_item, timer_bucket
     from shared.dal.timers import DynamoTimerIndex
-    from shared.logic.silence import CURSOR_LAG, check_timers
+    from shared.logic.checker import CURSOR_LAG, check_timers
     from shared.models.canonical import ExceptionType, Milestone, sortable_text
     from shared.models.shipment import Shipment
 

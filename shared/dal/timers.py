@@ -40,7 +40,7 @@ class Timer:
 
 
 class DynamoTimerIndex(DynamoShipmentStore):
-    """``TimerIndex`` on DynamoDB (see ``shared.logic.silence``)."""
+    """``TimerIndex`` on DynamoDB (see ``shared.logic.checker``)."""
 
     def read_cursor(self) -> str | None:
         with aws_call("read the timer cursor"):

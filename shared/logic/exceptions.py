@@ -76,7 +76,7 @@ class ClearsOn(StrEnum):
 class Playbook(BaseModel):
     """What to do about one exception type (``shared/config/playbooks.toml``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     owner: Owner
     next_action: Annotated[str, Field(min_length=1, max_length=500)]
@@ -88,7 +88,7 @@ class Playbook(BaseModel):
 
 
 class Playbooks(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     by_type: dict[ExceptionType, Playbook]
 

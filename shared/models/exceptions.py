@@ -95,7 +95,8 @@ class ScanSummary(BaseModel):
 class ShipmentException(BaseModel):
     """One exception episode on one shipment (domain model; ``shared.dal.exceptions`` stores it)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use: most processor invocations meet no exception (cold start).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     exception_id: str
     shipment_id: str

@@ -19,7 +19,7 @@ from shared.dal.exceptions import DynamoExceptionStore
 from shared.dal.shipments import DynamoShipmentStore
 from shared.dal.timers import DynamoTimerIndex
 from shared.logic.cadence import DEFAULT_POLICY
-from shared.logic.silence import Checker
+from shared.logic.checker import Checker
 from shared.models.canonical import ExceptionType
 from shared.models.exceptions import ExceptionStatus, Owner, ResolvedBy
 from shared.models.shipment import Partition, Shipment, TrackingKey
