@@ -154,6 +154,7 @@ class Checker:
             moved = self.index.move_timer(shipment, due=due, now=self.now, clear_pending=True)
             self.outcome.counts["rearmed" if due else "disarmed"] += moved
             return
+        self._gave_up(shipment_id)
 
     def _raise(self, shipment: Shipment) -> None:
         anchor, kind = shipment.silence_anchor, shipment.silence_type
@@ -232,6 +233,13 @@ class Checker:
             self.outcome.counts[f"escalated.{exception.type.value}"] += 1
             self._publish_then_settle(updated, entries)
             return
+        self._gave_up(shipment_id)
+
+    def _gave_up(self, shipment_id: str) -> None:
+        """The record kept changing under us: its timer stays due, and the cursor stays put so
+        the next run finds it again."""
+        self.outcome.complete = False
+        self.outcome.problems.append(f"{shipment_id}: changed concurrently {ATTEMPTS} times; left for the next run")
 
     # -- publication ----------------------------------------------------------------------
 

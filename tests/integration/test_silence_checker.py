@@ -293,3 +293,34 @@ def test_a_checker_that_was_down_catches_up_from_its_cursor(deployed: Deployed, 
     frozen.advance(TICK)
     check(deployed)
     assert calls.count("Query") <= 2 * 2
+
+
+def test_a_record_that_keeps_changing_is_left_due_and_the_cursor_waits(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    frozen.set(monday)
+    send(deployed, ("picked_up", monday))
+    deadline = partition(deployed).shipment.silence_due_at
+    assert deadline is not None
+    table = deployed.stack.ref("ShipmentsTable")
+    from shared.dal.bus import EventBridgePublisher
+    from shared.dal.shipments import Commit
+    from shared.errors import Conflict
+
+    class AlwaysRaced(DynamoTimerIndex):
+        def commit(self, commit: Commit) -> None:
+            raise Conflict("someone else wrote the record")
+
+    publisher = EventBridgePublisher(deployed.stack.ref("EventBus"))
+    frozen.set(deadline + timedelta(hours=2))
+    cursor_before = DynamoTimerIndex(table).read_cursor()
+    # When every raise loses its race, the run gives up on that shipment, says so, and does not
+    # move its cursor past the hour still holding the timer
+    raced = Checker(index=AlwaysRaced(table), publisher=publisher, now=frozen.now()).run()
+    assert not raced.complete and raced.problems
+    assert DynamoTimerIndex(table).read_cursor() == cursor_before
+    # Then the next run raises it
+    Checker(index=DynamoTimerIndex(table), publisher=publisher, now=frozen.now() + TICK).run()
+    (stalled,) = partition(deployed).exceptions
+    assert stalled.type is ExceptionType.STALLED
