@@ -18,8 +18,8 @@ from shared.models.shipment import Partition
 
 @dataclass
 class SimDemoOptions:
-    shipments: int = 150
-    days: int = 14
+    shipments: int = 60
+    days: int = 10
     seed: int = 7
     port: int | None = None
     serve: bool = True

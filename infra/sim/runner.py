@@ -36,8 +36,8 @@ STEP = timedelta(minutes=5)  # the template's shortest schedule period
 
 @dataclass
 class SimOptions:
-    shipments: int = 150
-    days: int = 14
+    shipments: int = 60
+    days: int = 10
     seed: int = 7
     start: datetime = DEFAULT_START
     rates: IncidentRates = field(default_factory=IncidentRates)
