@@ -147,8 +147,8 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         )
     from infra.sim.demo import SimDemoOptions, run_simulated_demo
 
-    if args.shipments < 1 or args.days < 1:
-        sys.stderr.write("shiplight demo: --shipments and --days must be at least 1\n")
+    if args.shipments < 1 or args.days < 1 or not 0 <= args.bad_input <= 1:
+        sys.stderr.write("shiplight demo: --shipments and --days must be at least 1, --bad-input in [0, 1]\n")
         return 2
     return run_simulated_demo(
         SimDemoOptions(
@@ -160,6 +160,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             summary_json=args.summary_json,
             truth=args.truth,
             state_dir=args.state_dir,
+            bad_input=args.bad_input,
         ),
         out,
     )
@@ -191,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="the same seed gives the same world")
     demo.add_argument("--summary-json", type=Path, help="write the summary as JSON")
     demo.add_argument("--truth", type=Path, help="write the ground truth here as JSON lines")
+    demo.add_argument(
+        "--bad-input", type=float, default=0.03, help="share of shipments that also get a forged or malformed webhook"
+    )
     demo.add_argument("--bundled", action="store_true", help="replay the small bundled story instead")
     demo.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
     demo.set_defaults(run=_cmd_demo)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from infra.sim.evaluate import evaluate, print_report, read_lines
+from infra.sim.reporting import Chaos
 from infra.sim.runner import SimOptions, SimRun, simulate, write_stored, write_truth
 from infra.sim.summary import print_summary, summarize
 from shared.models.shipment import Partition
@@ -26,6 +27,7 @@ class SimDemoOptions:
     summary_json: Path | None = None
     truth: Path | None = None
     state_dir: Path = Path(".shiplight")
+    bad_input: float = 0.03  # share of shipments that also get a forged or malformed webhook
 
 
 def _progress(out: TextIO) -> Any:
@@ -79,6 +81,7 @@ def run_simulated_demo(options: SimDemoOptions, out: TextIO) -> int:
         seed=options.seed,
         port=options.port,
         state_dir=options.state_dir,
+        chaos=Chaos(bad_input=options.bad_input),
     )
     if bar is not None:
         with bar:

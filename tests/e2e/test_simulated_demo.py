@@ -24,6 +24,8 @@ def test_a_simulated_week_of_50_shipments_is_stored_as_it_happened(tmp_path: Pat
             "7",
             "--seed",
             "3",
+            "--bad-input",
+            "0.2",
             "--port",
             "0",
             "--state-dir",
