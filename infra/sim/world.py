@@ -16,12 +16,10 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
 from typing import Any
 
-import holidays
-
 from infra.formats.scan import Leg, Parcel, Place, TrueScan
+from shared.logic.calendar import add_business_days, next_business_day
 
 # ---------------------------------------------------------------------------- places
 
@@ -202,32 +200,6 @@ class Journey:
             "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
             "claim_at": self.claim_at.isoformat() if self.claim_at else None,
         }
-
-
-@cache
-def _holidays(country: str, year: int) -> Any:
-    try:
-        return holidays.country_holidays(country, years=[year, year + 1])
-    except NotImplementedError:
-        return {}
-
-
-def is_business_day(day: date, country: str) -> bool:
-    return day.weekday() < 5 and day not in _holidays(country, day.year)
-
-
-def add_business_days(day: date, count: int, country: str) -> date:
-    while count > 0:
-        day += timedelta(days=1)
-        if is_business_day(day, country):
-            count -= 1
-    return day
-
-
-def next_business_day(day: date, country: str) -> date:
-    while not is_business_day(day, country):
-        day += timedelta(days=1)
-    return day
 
 
 def at_local(day: date, hour: float, place: Place) -> datetime:
