@@ -497,6 +497,37 @@ def _publish(entries: list[OutboxEntry], store: PartitionStore, publisher: Publi
         store.delete_outbox(accepted)
 
 
+def _write_one(
+    partition: Partition,
+    write: ExceptionWrite,
+    detail_type: str,
+    open_types: list[str],
+    *,
+    attempt: int,
+    store: PartitionStore,
+    publisher: Publisher,
+    now: datetime,
+) -> bool:
+    """Commit one exception change with its announcement, then publish it. ``False`` when the
+    shipment changed under us (after a jittered pause: the caller reloads and tries again)."""
+    shipment = partition.shipment.model_copy(update={"open_exceptions": open_types})
+    updated, entries = announced(shipment, [Announcement(detail_type, write.exception, ())], now)
+    try:
+        store.commit(
+            Commit(
+                shipment=updated,
+                expected_version=partition.shipment.version,
+                outbox=entries,
+                exceptions=[write],
+            )
+        )
+    except Conflict:
+        time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+        return False
+    _publish(entries, store, publisher)
+    return True
+
+
 def resolve_by_operator(
     exception_id: str,
     shipment_id: str,
@@ -522,22 +553,18 @@ def resolve_by_operator(
         open_types = sorted(
             {e.type.value for e in partition.exceptions if e.is_open and e.exception_id != exception_id}
         )
-        shipment = partition.shipment.model_copy(update={"open_exceptions": open_types})
-        updated, entries = announced(shipment, [Announcement(EXCEPTION_RESOLVED, closed, ())], now)
-        try:
-            store.commit(
-                Commit(
-                    shipment=updated,
-                    expected_version=partition.shipment.version,
-                    outbox=entries,
-                    exceptions=[ExceptionWrite(closed, Expect.OPEN)],
-                )
-            )
-        except Conflict:
-            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter
-            continue
-        _publish(entries, store, publisher)
-        return closed
+        written = _write_one(
+            partition,
+            ExceptionWrite(closed, Expect.OPEN),
+            EXCEPTION_RESOLVED,
+            open_types,
+            attempt=attempt,
+            store=store,
+            publisher=publisher,
+            now=now,
+        )
+        if written:
+            return closed
     raise Conflict("the shipment kept changing; try again")
 
 
@@ -567,20 +594,16 @@ def open_exception(
             partition.shipment, type_, episode, now=now, cause_at=cause_at, rules=playbooks(), details=details
         )
         open_types = sorted({e.type.value for e in partition.exceptions if e.is_open} | {type_.value})
-        shipment = partition.shipment.model_copy(update={"open_exceptions": open_types})
-        updated, entries = announced(shipment, [Announcement(EXCEPTION_RAISED, created, ())], now)
-        try:
-            store.commit(
-                Commit(
-                    shipment=updated,
-                    expected_version=partition.shipment.version,
-                    outbox=entries,
-                    exceptions=[ExceptionWrite(created, Expect.NEW)],
-                )
-            )
-        except Conflict:
-            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter
-            continue
-        _publish(entries, store, publisher)
-        return created, True
+        written = _write_one(
+            partition,
+            ExceptionWrite(created, Expect.NEW),
+            EXCEPTION_RAISED,
+            open_types,
+            attempt=attempt,
+            store=store,
+            publisher=publisher,
+            now=now,
+        )
+        if written:
+            return created, True
     raise Conflict("the shipment kept changing; try again")
