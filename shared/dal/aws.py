@@ -85,3 +85,19 @@ def aws_call(what: str) -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as error:
         raise translate(error, what) from error
+
+
+def query_pages(request: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
+    """Every item a DynamoDB ``Query`` answers, decoded, page after page (``request`` is the
+    Query's parameters; ``what`` names the read in errors)."""
+    from shared.dal.codec import decode_item
+
+    ddb = client("dynamodb")
+    while True:
+        with aws_call(what):
+            response = ddb.query(**request)
+        for raw in response.get("Items", []):
+            yield decode_item(raw)
+        if "LastEvaluatedKey" not in response:
+            return
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

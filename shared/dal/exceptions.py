@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from shared.dal.aws import aws_call, client
+from shared.dal.aws import aws_call, client, query_pages
 from shared.dal.codec import decode_item, encode, encode_item
 from shared.dal.items import shipment_pk, timer_bucket
 from shared.errors import InvalidInput
@@ -202,7 +202,7 @@ class DynamoExceptionStore:
             "ExpressionAttributeValues": {":pk": encode(shipment_pk(shipment_id)), ":exc": encode(EXCEPTION_PREFIX)},
             "ConsistentRead": True,
         }
-        return [exception_from_item(item) for item in self._pages(request, "list a shipment's exceptions")]
+        return [exception_from_item(item) for item in query_pages(request, "list a shipment's exceptions")]
 
     def list_queue(
         self,
@@ -278,19 +278,8 @@ class DynamoExceptionStore:
             request["ExpressionAttributeValues"][":t"] = encode(type_.value)
         if start is not None:
             request["ExclusiveStartKey"] = encode_item(start)
-        for item in self._pages(request, "read the ops queue"):
+        for item in query_pages(request, "read the ops queue"):
             yield exception_from_item(item)
-
-    def _pages(self, request: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
-        ddb = client("dynamodb")
-        while True:
-            with aws_call(what):
-                response = ddb.query(**request)
-            for raw in response.get("Items", []):
-                yield decode_item(raw)
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def _position(exception: ShipmentException) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.clock import isoformat_z
-from shared.dal.aws import aws_call, client, translate
+from shared.dal.aws import aws_call, client, query_pages, translate
 from shared.dal.codec import decode_item, encode, encode_item
 from shared.dal.exceptions import (
     EXCEPTION_PREFIX,
@@ -191,25 +191,17 @@ class DynamoShipmentStore:
             "ExpressionAttributeValues": {":shard": encode(shard), ":now": encode(sortable_instant(now))},
             "Limit": page_size,
         }
-        ddb = client("dynamodb")
-        while True:
-            with aws_call("read the poll due-index"):
-                response = ddb.query(**request)
-            for raw in response.get("Items", []):
-                item = decode_item(raw)
-                yield DueShipment(
-                    shipment_id=item["pk"].removeprefix("SHP#"),
-                    poll_source=item["poll_source"],
-                    poll_number=item["poll_number"],
-                    poll_due_at=item["poll_due_at"],
-                    status=item.get("status"),
-                    created_at=item["created_at"],
-                    last_event_at=item.get("last_event_at"),
-                    last_push_at=item.get("last_push_at"),
-                )
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in query_pages(request, "read the poll due-index"):
+            yield DueShipment(
+                shipment_id=item["pk"].removeprefix("SHP#"),
+                poll_source=item["poll_source"],
+                poll_number=item["poll_number"],
+                poll_due_at=item["poll_due_at"],
+                status=item.get("status"),
+                created_at=item["created_at"],
+                last_event_at=item.get("last_event_at"),
+                last_push_at=item.get("last_push_at"),
+            )
 
     def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
         """Move a polled shipment's due time (or take it out of the index); ``False`` if the
@@ -261,15 +253,7 @@ class DynamoShipmentStore:
             request["IndexName"] = index
         else:
             request["ConsistentRead"] = True
-        items: list[dict[str, Any]] = []
-        ddb = client("dynamodb")
-        while True:
-            with aws_call("read shipment"):
-                response = ddb.query(**request)
-            items.extend(decode_item(raw) for raw in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return list(query_pages(request, "read shipment"))
 
     # -- writes --------------------------------------------------------------------------
 

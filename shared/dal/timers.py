@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.dal.aws import aws_call, client, translate
+from shared.dal.aws import aws_call, client, query_pages, translate
 from shared.dal.codec import decode_item, encode
 from shared.dal.exceptions import exception_from_item
 from shared.dal.items import META, OUTBOX_PREFIX, outbox_from_item, shipment_from_item, shipment_pk, timer_bucket
@@ -80,16 +80,8 @@ class DynamoTimerIndex(DynamoShipmentStore):
             "ExpressionAttributeValues": {":b": encode(bucket), ":now": encode(sortable_text(now))},
             "Limit": page_size,
         }
-        ddb = client("dynamodb")
-        while True:
-            with aws_call("read the timer index"):
-                response = ddb.query(**request)
-            for raw in response.get("Items", []):
-                item = decode_item(raw)
-                yield Timer(item["pk"].removeprefix("SHP#"), item["sk"], item["timer_due_at"])
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in query_pages(request, "read the timer index"):
+            yield Timer(item["pk"].removeprefix("SHP#"), item["sk"], item["timer_due_at"])
 
     def read_shipment(self, shipment_id: str) -> Shipment | None:
         with aws_call("read a shipment record"):
@@ -124,15 +116,7 @@ class DynamoTimerIndex(DynamoShipmentStore):
             "ExpressionAttributeValues": {":pk": encode(shipment_pk(shipment_id)), ":out": encode(OUTBOX_PREFIX)},
             "ConsistentRead": True,
         }
-        found: list[OutboxEntry] = []
-        ddb = client("dynamodb")
-        while True:
-            with aws_call("read a shipment's outbox"):
-                response = ddb.query(**request)
-            found.extend(outbox_from_item(decode_item(raw)) for raw in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return found
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [outbox_from_item(item) for item in query_pages(request, "read a shipment's outbox")]
 
     def move_timer(self, shipment: Shipment, *, due: datetime | None, now: datetime, clear_pending: bool) -> bool:
         """Re-arm the record's timer at ``due`` (``None``: out of the index), if it still is
