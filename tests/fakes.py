@@ -140,9 +140,12 @@ class InMemoryShipmentStore:
                 created_at=isoformat_z(shipment.created_at),
                 last_event_at=isoformat_z(shipment.last_event_at) if shipment.last_event_at else None,
                 last_push_at=isoformat_z(shipment.last_push_at) if shipment.last_push_at else None,
+                poll_digest=shipment.poll_digest,
             )
 
-    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
+    def rearm_poll(
+        self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None, digest: str | None = None
+    ) -> bool:
         shipment = self.shipments[due.shipment_id]
         if shipment.poll_due_at is None or sortable_text(shipment.poll_due_at) != due.poll_due_at:
             return False
@@ -150,6 +153,7 @@ class InMemoryShipmentStore:
         self.shipments[due.shipment_id] = shipment.model_copy(
             update={"last_polled_at": polled_at, "version": shipment.version + 1}
             | ({"poll_due_at": next_due} if next_due else cleared)
+            | ({"poll_digest": digest} if digest is not None else {})
         )
         return True
 

@@ -68,6 +68,7 @@ class DueShipment:
     created_at: str
     last_event_at: str | None
     last_push_at: str | None
+    poll_digest: str | None = None  # of the last answer enqueued
 
 
 @dataclass
@@ -201,12 +202,16 @@ class DynamoShipmentStore:
                 created_at=item["created_at"],
                 last_event_at=item.get("last_event_at"),
                 last_push_at=item.get("last_push_at"),
+                poll_digest=item.get("poll_digest"),
             )
 
-    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
-        """Move a polled shipment's due time (or take it out of the index); ``False`` if the
-        processor moved it meanwhile. The record's ``version`` advances, so a processor
-        holding an older copy re-reads before writing."""
+    def rearm_poll(
+        self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None, digest: str | None = None
+    ) -> bool:
+        """Move a polled shipment's due time (or take it out of the index) and record the
+        ``digest`` of the answer just enqueued; ``False`` if the processor moved it meanwhile.
+        The record's ``version`` advances, so a processor holding an older copy re-reads
+        before writing."""
         key = {"pk": encode(shipment_pk(due.shipment_id)), "sk": encode(META)}
         values: dict[str, Any] = {
             ":old": encode(due.poll_due_at),
@@ -221,6 +226,9 @@ class DynamoShipmentStore:
         else:
             expression = "SET poll_due_at = :next, last_polled_at = :polled, version = version + :one"
             values[":next"] = encode(sortable_instant(next_due))
+        if digest is not None:
+            expression = expression.replace("SET ", "SET poll_digest = :digest, ", 1)
+            values[":digest"] = encode(digest)
         try:
             client("dynamodb").update_item(
                 TableName=self.table,

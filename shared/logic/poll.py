@@ -6,8 +6,10 @@ at the next shard (``cadence.first_shard``), so a backlog in one shard cannot st
 What is read goes into one queue per carrier, and the carriers are served in turn: a carrier
 waiting for its token bucket, resting after a 429 or slow to answer takes one turn at a time
 and never holds the others up. Each answer goes onto the ingest queue as a ``poll`` envelope,
-exactly like a webhook, so there is one processing path; then the shipment's due time moves on
-by the cadence of its status (``shared.logic.cadence``).
+exactly like a webhook, so there is one processing path — unless it says exactly what the last
+answer enqueued for that shipment said (``answer_digest``; carriers re-send the whole history
+on every poll), which is not ingested again; then the shipment's due time moves on by the
+cadence of its status (``shared.logic.cadence``).
 
 A carrier is never called faster than its token bucket allows. A 429 rests it for its
 ``Retry-After`` (for the rest of the run when it gives none, or one longer than the run);
@@ -19,16 +21,19 @@ are re-armed a little later, never dropped. No fetch starts unless its worst cas
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from shared.adapters import load_adapter
 from shared.dal.carrier_api import Answer, CarrierClient, CredentialsMissing, CredentialsRefused
 from shared.dal.shipments import DueShipment
-from shared.errors import DependencyUnavailable, NotFound
+from shared.errors import DependencyUnavailable, NotFound, PayloadError
 from shared.logic.cadence import DEFAULT_POLICY, SHARDS, PollPolicy, next_poll
 from shared.logic.ratelimit import DEFAULT_RATE_LIMITS, TokenBucket
 from shared.models.canonical import Milestone
@@ -41,13 +46,15 @@ SAFETY_MARGIN_SECONDS = 12.0  # kept free after the last fetch, for the queue an
 STRIKES_TO_REST = 3  # failures in a row (unreachable, 5xx, 429) that rest a carrier for the run
 LOOKAHEAD = 100  # due shipments kept queued while the index has more: one Query page
 READ_AHEAD_LIMIT = 300  # read this far ahead when every queued carrier has to wait
-CREDENTIALS_TTL = timedelta(minutes=5)  # a warm container re-reads the CarrierCredentials secret
+CREDENTIALS_TTL = timedelta(minutes=15)  # a warm container re-reads the CarrierCredentials secret
 _EPSILON = 1e-6  # seconds: a rest that ends within this has ended (float rounding of the clock)
 
 
 class DueIndex(Protocol):
     def due_for_poll(self, shard: str, now: datetime, page_size: int = 100) -> Iterator[DueShipment]: ...
-    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool: ...
+    def rearm_poll(
+        self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None, digest: str | None = None
+    ) -> bool: ...
 
 
 class Carriers(Protocol):
@@ -81,6 +88,31 @@ class _Carrier:
     resting_until: float = 0.0  # monotonic: a Retry-After that ends within the run
     rested_for: timedelta | None = None  # rested for the rest of the run: its shipments wait this long
     rested_as: str = "deferred"  # the count its re-armed shipments go under
+
+
+_DIGEST_RECEIVED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def answer_digest(source: str, body: bytes) -> str:
+    """What one answer *says*, as a digest: the canonical events it normalizes to (receipt
+    time aside), its legs, unmapped codes and why it was ignored. A carrier that re-sends
+    the same history under a fresh request id or timestamp gives the same digest, and so
+    does nothing the processor would take from it; a changed mapping table changes it.
+    An answer no adapter can read is digested by its bytes (it is ingested, and the
+    processor quarantines it)."""
+    try:
+        result = load_adapter(source).normalize(body, received_at=_DIGEST_RECEIVED_AT)
+    except PayloadError:
+        basis = body
+    else:
+        said = {
+            "events": [event.model_dump(mode="json", exclude={"received_at"}) for event in result.events],
+            "legs": [[str(leg.first), str(leg.last_mile)] for leg in result.legs],
+            "unmapped": result.unmapped,
+            "ignored": result.ignored,
+        }
+        basis = json.dumps(said, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(basis).hexdigest()[:32]
 
 
 def poll_due(
@@ -266,11 +298,14 @@ class _Run:
             self._answered(due, answer)
 
     def _answered(self, due: DueShipment, answer: Answer) -> None:
-        if answer.ok:
+        digest = None
+        if not answer.ok:
+            self.outcome.counts["not_found"] += 1  # 404: nothing to ingest yet
+        elif (digest := answer_digest(due.poll_source, answer.body)) == due.poll_digest:
+            self.outcome.counts["unchanged"] += 1  # the very answer already enqueued: no news
+        else:
             self.enqueue(due.poll_source, due.poll_number, due.shipment_id, answer.body)
             self.outcome.counts["enqueued"] += 1
-        else:
-            self.outcome.counts["not_found"] += 1  # 404: nothing to ingest yet
         status = Milestone(due.status) if due.status else None
         created = _instant(due.created_at) or self.now
         following = next_poll(
@@ -281,7 +316,7 @@ class _Run:
             last_push_at=_instant(due.last_push_at),
             policy=self.policy,
         )
-        self._rearm(due, following, "rearmed" if following else "stopped")
+        self._rearm(due, following, "rearmed" if following else "stopped", digest=digest)
 
     def _rate_limited(self, carrier: _Carrier, due: DueShipment, retry_after: float | None) -> None:
         """Rest the carrier until its Retry-After, then ask about this shipment again."""
@@ -334,8 +369,8 @@ class _Run:
             self.queued -= 1
             self._rearm(carrier.queue.popleft(), self.now + later, why)
 
-    def _rearm(self, due: DueShipment, next_due: datetime | None, why: str) -> None:
-        if self.index.rearm_poll(due, polled_at=self.now, next_due=next_due):
+    def _rearm(self, due: DueShipment, next_due: datetime | None, why: str, digest: str | None = None) -> None:
+        if self.index.rearm_poll(due, polled_at=self.now, next_due=next_due, digest=digest):
             self.outcome.counts[why] += 1
         else:
             self.outcome.counts["moved_by_processor"] += 1
@@ -369,8 +404,6 @@ _CLIENTS: dict[tuple[str, str], _Client] = {}
 
 def run_poller(time_left: Callable[[], float]) -> PollOutcome:
     """One scheduled run against the resources and carriers named by the environment."""
-    import json
-
     from shared import clock
     from shared.dal.carrier_api import carrier_credentials
     from shared.dal.ingress import archive_raw, enqueue

@@ -77,6 +77,9 @@ class Shipment(BaseModel):
     poll_due_at: SortableInstant | None = None
     poll_shard: str | None = None
     last_polled_at: UtcInstant | None = None
+    # Digest of the last answer the poller enqueued: an identical answer carries no news and
+    # is not ingested again (carriers re-send the whole history on every poll).
+    poll_digest: str | None = None
     # Set when this record was found to be another leg of an existing shipment.
     merged_into: str | None = None
     merged_into_token: str | None = None

@@ -183,10 +183,12 @@ def test_the_due_index_lists_only_what_is_due_and_rearming_is_conditional(store:
         KEY.tracking_number,
         "picked_up",
     )
-    assert index.rearm_poll(due, polled_at=T0 + timedelta(hours=3), next_due=T0 + timedelta(hours=6))
+    assert due.poll_digest is None
+    assert index.rearm_poll(due, polled_at=T0 + timedelta(hours=3), next_due=T0 + timedelta(hours=6), digest="d1")
     assert not index.rearm_poll(due, polled_at=T0 + timedelta(hours=3), next_due=T0 + timedelta(hours=7))
     assert list(index.due_for_poll("POLL#3", T0 + timedelta(hours=5))) == []
     (again,) = index.due_for_poll("POLL#3", T0 + timedelta(hours=6, seconds=1))
+    assert again.poll_digest == "d1"  # the digest of the answer enqueued travels with the index
     assert index.rearm_poll(again, polled_at=T0 + timedelta(hours=6), next_due=None)
     assert list(index.due_for_poll("POLL#3", T0 + timedelta(days=9))) == []
     partition = store.load("shp_contract")

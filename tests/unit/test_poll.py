@@ -9,7 +9,9 @@ from itertools import pairwise
 
 import pytest
 
+from infra.formats import fedex as fedex_format
 from infra.formats.generic import generic_body, generic_event
+from infra.formats.scan import Leg, Parcel, Place, TrueScan
 from shared import clock
 from shared.clock import FrozenClock
 from shared.dal.carrier_api import Answer, CredentialsRefused
@@ -17,7 +19,7 @@ from shared.dal.shipments import DueShipment
 from shared.errors import DependencyUnavailable
 from shared.logic.cadence import DEFAULT_POLICY, RUN_PERIOD, SHARDS, first_shard, next_poll, poll_interval, shard_of
 from shared.logic.commit import CommitOptions
-from shared.logic.poll import SAFETY_MARGIN_SECONDS, STRIKES_TO_REST, poll_due
+from shared.logic.poll import SAFETY_MARGIN_SECONDS, STRIKES_TO_REST, answer_digest, poll_due
 from shared.logic.process import commit_batch, stage
 from shared.logic.ratelimit import TokenBucket
 from shared.models.canonical import Milestone
@@ -25,6 +27,8 @@ from tests.builders import T0, envelope_json
 from tests.fakes import InMemoryShipmentStore, RecordingPublisher
 
 NOW = T0 + timedelta(days=1)
+RENO = Place("Reno", "NV", "89502", "US", "America/Los_Angeles")
+AKRON = Place("Akron", "OH", "44308", "US", "America/New_York")
 OPTIONS = CommitOptions(poll_sources=frozenset({"ups", "fedex", "usps"}))
 FAST = {"ups": (1000.0, 1000.0), "usps": (1000.0, 1000.0), "fedex": (1000.0, 1000.0)}
 
@@ -249,9 +253,11 @@ class SlowWrites(InMemoryShipmentStore):
         super().__init__()
         self.carriers = carriers
 
-    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
+    def rearm_poll(
+        self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None, digest: str | None = None
+    ) -> bool:
         self.carriers.elapsed += 0.5
-        return super().rearm_poll(due, polled_at=polled_at, next_due=next_due)
+        return super().rearm_poll(due, polled_at=polled_at, next_due=next_due, digest=digest)
 
 
 def test_re_arming_a_rested_carriers_backlog_stops_in_time() -> None:
@@ -402,8 +408,10 @@ class CountingIndex:
         self.queried.append(shard)
         yield from self.store.due_for_poll(shard, now, page_size)
 
-    def rearm_poll(self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None) -> bool:
-        return self.store.rearm_poll(due, polled_at=polled_at, next_due=next_due)
+    def rearm_poll(
+        self, due: DueShipment, *, polled_at: datetime, next_due: datetime | None, digest: str | None = None
+    ) -> bool:
+        return self.store.rearm_poll(due, polled_at=polled_at, next_due=next_due, digest=digest)
 
 
 def test_an_empty_run_queries_each_shard_once_starting_at_the_rotated_one() -> None:
@@ -575,3 +583,49 @@ def test_token_bucket_refills_at_its_rate() -> None:
     bucket.take()
     with pytest.raises(RuntimeError):
         bucket.take()
+
+
+def _fedex_answer(number: str, scans: list[TrueScan], now: datetime) -> Answer:
+    parcel = Parcel((Leg("fedex", number),), RENO, AKRON)
+    return Answer(200, fedex_format.poll_response(parcel, scans, now=now))
+
+
+def test_an_answer_saying_nothing_new_is_not_ingested_again() -> None:
+    # Given a FedEx parcel in transit, due for its poll, whose answer carries a fresh
+    # transactionId on every request
+    store = InMemoryShipmentStore()
+    number = "794644440001"
+    shipments(store, ("fedex", number, "picked_up", 0))
+    picked = TrueScan("picked_up", T0, RENO)
+    moved = TrueScan("in_transit", T0 + timedelta(hours=20), RENO)
+    carriers = FakeCarriers(
+        answers={
+            "fedex": [
+                _fedex_answer(number, [picked], T0 + timedelta(hours=3)),
+                _fedex_answer(number, [picked], T0 + timedelta(hours=6)),
+                _fedex_answer(number, [picked, moved], T0 + timedelta(hours=21)),
+            ]
+        }
+    )
+    first = fedex_format.poll_response(Parcel((Leg("fedex", number),), RENO, AKRON), [picked], now=T0)
+    second = fedex_format.poll_response(Parcel((Leg("fedex", number),), RENO, AKRON), [picked], now=T0 + timedelta(1))
+    assert first != second  # the bytes differ; what they say does not
+    # When the poller asks three times, each time the shipment is due
+    outcomes = []
+    for hours in (3, 6, 21):
+        (shipment,) = store.shipments.values()
+        store.shipments[shipment.shipment_id] = shipment.model_copy(
+            update={"poll_due_at": T0 + timedelta(hours=hours), "poll_shard": shipment.poll_shard or "POLL#0"}
+        )
+        outcomes.append(run(store, carriers, at=T0 + timedelta(hours=hours, minutes=1), rate_limits=FAST))
+    # Then the first answer and the one with the new scan are ingested, the repeat is not,
+    # and every poll still moved the shipment's due time on
+    assert [enqueued for _, enqueued in outcomes] == [[("fedex", number)], [], [("fedex", number)]]
+    assert [outcome.counts["unchanged"] for outcome, _ in outcomes] == [0, 1, 0]
+    assert all(outcome.counts["rearmed"] == 1 for outcome, _ in outcomes)
+
+
+def test_an_answer_no_adapter_reads_is_told_apart_by_its_bytes() -> None:
+    # A body the processor will quarantine is still ingested once per distinct body
+    assert answer_digest("fedex", b"<html>maintenance</html>") == answer_digest("fedex", b"<html>maintenance</html>")
+    assert answer_digest("fedex", b"<html>maintenance</html>") != answer_digest("fedex", b"<html>back soon</html>")
