@@ -14,8 +14,10 @@ made each transaction take ~200 ms). The patch remembers only the items the tran
 (and the length of each table's stream) and puts exactly those back when moto rolls back, so a
 cancelled transaction still leaves the table as it was and a committed one is untouched.
 
-Two more cut moto's fixed cost per call: the list of a response class's methods (moto builds
-it with ``inspect.getmembers`` on every request) is computed once per class, and the local
+More cut moto's fixed cost per call: the list of a response class's methods (moto builds
+it with ``inspect.getmembers`` on every request) is computed once per class; the JSONPath
+expressions moto's EventBridge evaluates for every event it delivers to a rule's target are
+parsed once (``jsonpath_ng`` regenerates its parser tables on every parse); and the local
 queue pollers can ask whether a queue holds a visible message (``queue_has_visible_messages``)
 without a ``ReceiveMessage`` round trip when it is empty, which is most of the time.
 
@@ -32,6 +34,7 @@ import threading
 from collections import defaultdict
 from typing import Any, cast
 
+import jsonpath_ng.ext
 import moto.core.responses
 from moto.core.responses import ActionResult
 from moto.dynamodb.models import DynamoDBBackend
@@ -214,6 +217,30 @@ def _plain_json(original: Any) -> Any:
     return execute_result
 
 
+def _within_range(table: Table, index_name: str | None, arguments: dict[str, Any], candidates: list[Any]) -> list[Any]:
+    """Keep only the candidates the key condition's sort-key part selects, as DynamoDB does
+    before it reads anything. moto checks the 1 MB page limit (sizing each item, which is
+    slow) before the sort-key condition, so a ``due <= now`` Query over a large partition
+    sized every item in it; the items it returns are the same either way."""
+    comparison, values = arguments.get("range_comparison"), arguments.get("range_objs")
+    conditions = arguments.get("range_key_conditions") or []
+    if not comparison or not values or len(conditions) > 1:
+        return candidates
+    if index_name is None:
+        attribute = table.range_key_attr
+    else:
+        ranges = [key["AttributeName"] for key in table.get_index(index_name).schema if key["KeyType"] == "RANGE"]
+        attribute = ranges[0] if len(ranges) == 1 else None
+    if attribute is None:
+        return candidates
+    kept = []
+    for item in candidates:
+        value = item.attrs.get(attribute)
+        if value is not None and value.compare(comparison, values):
+            kept.append(item)
+    return kept
+
+
 def install() -> None:
     """Patch moto once per process (idempotent)."""
     if _originals:
@@ -223,6 +250,10 @@ def install() -> None:
     responses: Any = moto.core.responses
     _originals[(responses, "method_names_from_class")] = responses.method_names_from_class
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+    # moto.events.utils imports ``parse`` from here at each call; a parsed path is immutable.
+    ext: Any = jsonpath_ng.ext
+    _originals[(ext, "parse")] = ext.parse
+    ext.parse = functools.lru_cache(maxsize=256)(ext.parse)
     for name in _MUTATIONS:
         _originals[(DynamoDBBackend, name)] = getattr(DynamoDBBackend, name)
         patched = getattr(DynamoDBBackend, name)
@@ -252,6 +283,7 @@ def install() -> None:
             candidates = None
         if candidates is None:
             return original_query(self, hash_key, *args, **kwargs)
+        candidates = _within_range(self, index_name, arguments, candidates)
         with _query_lock:
             self.all_items = lambda: candidates  # type: ignore[method-assign] # this call's starting set
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -58,6 +59,33 @@ def queries(table: str) -> list[dict[str, Any]]:
                 KeyConditionExpression="poll_shard = :s AND poll_due_at <= :n",
                 ExpressionAttributeValues={":s": {"S": f"POLL#{shard}"}, ":n": {"S": "2026-11-20"}},
                 Limit=4,
+            )
+        )
+        start: dict[str, Any] = {}
+        while True:  # page by page, each page starting after the key the one before gave
+            page = ddb.query(
+                TableName=table,
+                IndexName="ByPollDue",
+                KeyConditionExpression="poll_shard = :s AND poll_due_at > :n",
+                ExpressionAttributeValues={":s": {"S": f"POLL#{shard}"}, ":n": {"S": "2026-11-15"}},
+                Limit=1,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            answers.append(page)
+            if "LastEvaluatedKey" not in page:
+                break
+            start = page["LastEvaluatedKey"]
+        answers.append(
+            ddb.query(
+                TableName=table,
+                IndexName="ByPollDue",
+                KeyConditionExpression="poll_shard = :s AND poll_due_at BETWEEN :a AND :b",
+                ExpressionAttributeValues={
+                    ":s": {"S": f"POLL#{shard}"},
+                    ":a": {"S": "2026-11-10"},
+                    ":b": {"S": "2026-11-25"},
+                },
+                ScanIndexForward=False,
             )
         )
     return [{k: v for k, v in a.items() if k != "ResponseMetadata"} for a in answers]
@@ -225,3 +253,40 @@ def test_data_plane_answers_are_the_ones_moto_serializes(table: str) -> None:
     # Then the client reads exactly the same answers (binary, numbers, sets, nulls, errors included)
     assert patched == plain
     assert "b'\\x00\\x01'" in plain[0] and "ConditionalCheckFailed" in plain[0]
+
+
+def _delivered(name: str, detail: dict[str, Any]) -> list[dict[str, Any]]:
+    events, sqs = aws_client("events"), aws_client("sqs")
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.create_event_bus(Name=name)
+    events.put_rule(Name="all", EventBusName=name, EventPattern=json.dumps({"source": ["shiplight"]}))
+    events.put_targets(Rule="all", EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
+    for n in range(3):
+        events.put_events(
+            Entries=[
+                {
+                    "Source": "shiplight",
+                    "DetailType": "Shipment Milestone Changed",
+                    "Detail": json.dumps({**detail, "n": n}),
+                    "EventBusName": name,
+                }
+            ]
+        )
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]
+    return [{k: v for k, v in body.items() if k not in ("id", "time")} for body in bodies]
+
+
+def test_events_a_rule_delivers_are_the_ones_moto_builds() -> None:
+    # Given events put on a bus whose rule targets a queue, delivered by moto as it is
+    with mock_aws():
+        plain = _delivered("plain", {"shipment_id": "shp_1"})
+        # When the same events are delivered with the speed-ups
+        moto_speedups.install()
+        try:
+            patched = _delivered("patched", {"shipment_id": "shp_1", "x": 1})
+        finally:
+            moto_speedups.uninstall()
+    # Then the queue receives the same envelopes, detail included
+    assert len(plain) == len(patched) == 3
+    assert [{**p, "detail": {**p["detail"], "x": 1}} for p in plain] == patched
