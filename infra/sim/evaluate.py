@@ -248,6 +248,7 @@ def evaluate(truth_lines: list[dict[str, Any]], stored_lines: list[dict[str, Any
             status_confusion[f"{expected_status} → {actual}"] += 1
     result = totals.as_dict()
     detection = _detection(truth_lines, stored_by_sim, end)
+    detection_as_reported = _detection(truth_lines, stored_by_sim, end, as_reported=True)
     return {
         "milestone_accuracy": result["milestone_accuracy"],
         "milestone_accuracy_expressible": result["milestone_accuracy_expressible"],
@@ -261,6 +262,7 @@ def evaluate(truth_lines: list[dict[str, Any]], stored_lines: list[dict[str, Any
         "status_mismatches": dict(sorted(status_confusion.items(), key=lambda kv: -kv[1])),
         "per_carrier": {carrier: tally.as_dict() for carrier, tally in sorted(per_carrier.items())},
         "detection": detection,
+        "detection_as_reported": detection_as_reported,
     }
 
 
@@ -302,9 +304,36 @@ def _silences(shipment: dict[str, Any], end: datetime) -> tuple[set[str], set[st
     return must, maybe - must
 
 
+def _reported_as(shipment: dict[str, Any], incident: str, at: datetime) -> set[str]:
+    """The exception types the sources that report an incident's scan can give it: the true
+    type when one of their formats can say it, else what they say instead (USPS has no damage
+    code and reports the parcel as delayed; DHL's returns arrive as failed deliveries), or
+    nothing when no format can tell (the builders' ``RENDERS``)."""
+    from shared.sources import get_source
+
+    scan = next((s for s in shipment["scans"] if _instant(s["at"]) == at and CANONICAL[s["kind"]][1]), None)
+    if scan is None:
+        return {incident}
+    kind, carrier = scan["kind"], shipment["legs"][scan["leg"]]["carrier"]
+    sources = {shipment.get("push"), *shipment.get("polled", [])} - {None}
+    carried: set[str] = set()
+    for source in sources:
+        if source != carrier and get_source(str(source)).kind != "aggregator":
+            continue  # a carrier's API knows only its own leg
+        readings = _renders(str(source)).get(kind) or {CANONICAL[kind]}
+        carried |= {exception.value for _, exception in readings if exception}
+    return {incident} if incident in carried else carried
+
+
 def _detection(
-    truth_lines: list[dict[str, Any]], stored_by_sim: dict[str, dict[str, Any]], end: datetime
+    truth_lines: list[dict[str, Any]],
+    stored_by_sim: dict[str, dict[str, Any]],
+    end: datetime,
+    *,
+    as_reported: bool = False,
 ) -> dict[str, dict[str, Any]]:
+    """Precision, recall and delay per exception type: against the true incidents, or
+    (``as_reported``) against what the reporting formats can say of them."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
     delays: dict[str, list[float]] = defaultdict(list)
     for shipment in (line for line in truth_lines if line.get("type") == "shipment"):
@@ -313,10 +342,10 @@ def _detection(
         must, maybe = _silences(shipment, end)
         for incident in shipment["incidents"]:
             at = _instant(incident["at"])
-            if incident["type"] in CARRIER_TYPES and at <= end - SETTLE:
-                must.add(incident["type"])
-            elif incident["type"] in CARRIER_TYPES and at <= end:
-                maybe.add(incident["type"])
+            if incident["type"] not in CARRIER_TYPES or at > end:
+                continue
+            types = _reported_as(shipment, incident["type"], at) if as_reported else {incident["type"]}
+            (must if at <= end - SETTLE else maybe).update(types)
         if shipment.get("claim_at") and _instant(shipment["claim_at"]) <= end:
             must.add("delivered_not_received")
         kinds = {e["type"] for e in raised}
@@ -327,10 +356,9 @@ def _detection(
                 counts[kind]["fn"] += 1
             elif kind not in maybe:
                 counts[kind]["fp"] += 1
-        for exception in raised:
-            delays[exception["type"]].append(
-                (_instant(exception["raised_at"]) - _instant(exception["cause_at"])).total_seconds() / 60
-            )
+        for exception in raised:  # from when Shiplight could know: the report's arrival, or the deadline
+            known = exception.get("cause_received_at") or exception["cause_at"]
+            delays[exception["type"]].append((_instant(exception["raised_at"]) - _instant(known)).total_seconds() / 60)
     return {
         kind: {
             "precision": _ratio(c["tp"], c["tp"] + c["fp"]),
@@ -369,10 +397,19 @@ def print_report(report: dict[str, Any], out: Any) -> None:
     for mismatch, count in list(report["status_mismatches"].items())[:5]:
         out.write(f"  status {mismatch}: {count}\n")
     if report.get("detection"):
-        out.write(f"  {'exception':<24} {'precision':>9} {'recall':>7} {'raised':>6} {'missed':>6} {'max delay':>10}\n")
-        for kind, row in report["detection"].items():
-            delay = "—" if row["max_delay_minutes"] is None else f"{row['max_delay_minutes']} min"
+        reported = report.get("detection_as_reported", {})
+        out.write(
+            f"  {'':<24} {'against the truth':^34}  {'as the carriers reported it':^29}\n"
+            f"  {'exception':<24} {'precision':>9} {'recall':>7} {'raised':>6} {'missed':>6}  "
+            f"{'precision':>9} {'recall':>7} {'missed':>6}  {'max delay':>10}\n"
+        )
+        for kind in sorted({*report["detection"], *reported}):
+            row = report["detection"].get(kind) or {}
+            seen = reported.get(kind) or {}
+            delay = (row or seen).get("max_delay_minutes")
             out.write(
-                f"  {kind:<24} {pct(row['precision']):>9} {pct(row['recall']):>7} "
-                f"{row['true_positives'] + row['false_positives']:>6} {row['missed']:>6} {delay:>10}\n"
+                f"  {kind:<24} {pct(row.get('precision')):>9} {pct(row.get('recall')):>7} "
+                f"{row.get('true_positives', 0) + row.get('false_positives', 0):>6} {row.get('missed', 0):>6}  "
+                f"{pct(seen.get('precision')):>9} {pct(seen.get('recall')):>7} {seen.get('missed', 0):>6}  "
+                f"{'—' if delay is None else f'{delay} min':>10}\n"
             )

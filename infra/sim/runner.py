@@ -235,6 +235,7 @@ def stored_line(sim_id: str, partition: Partition) -> dict[str, Any]:
                 "status": e.status.value,
                 "raised_at": e.raised_at.isoformat(),
                 "cause_at": e.cause_at.isoformat(),
+                "cause_received_at": e.cause_received_at.isoformat() if e.cause_received_at else None,
                 "resolved_at": e.resolved_at.isoformat() if e.resolved_at else None,
                 "resolved_by": e.resolved_by.value if e.resolved_by else None,
                 "owner": e.owner.value,
