@@ -14,6 +14,7 @@ metrics = Metrics()
 METRICS = {
     "polled": "CarrierPolls",
     "enqueued": "PollAnswersQueued",
+    "unchanged": "PollAnswersUnchanged",
     "rate_limited": "CarrierRateLimited",
     "failed": "CarrierPollFailed",
     "not_found": "PollNotFound",

@@ -94,6 +94,7 @@ def summarize(run: SimRun, partitions: dict[str, Partition]) -> dict[str, Any]:
             n for kind, codes in answers.items() if kind not in _ACCEPTED_KINDS for code, n in codes.items()
         ),
         "carrier_polls": int(metrics.get("CarrierPolls")),
+        "poll_answers_unchanged": int(metrics.get("PollAnswersUnchanged")),
         "poller_runs": int(metrics.get("PollerRuns")),
         "events_received": int(metrics.get("EventsReceived")),
         "events_stored": int(metrics.get("EventsStored")),
@@ -137,7 +138,8 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         f"better readings kept {summary['readings_improved']}\n"
         f"  milestone changes published {summary['changes_published']}, payloads quarantined "
         f"{summary['payloads_quarantined']}\n"
-        f"  carrier API polls {summary['carrier_polls']} in {summary['poller_runs']} poller runs\n"
+        f"  carrier API polls {summary['carrier_polls']} in {summary['poller_runs']} poller runs "
+        f"({summary['poll_answers_unchanged']} said nothing new and were not ingested again)\n"
         "  stored per source: " + ", ".join(f"{s} {n}" for s, n in summary["events_per_source"].items()) + "\n"
     )
     unmapped = summary["unmapped_codes"]
