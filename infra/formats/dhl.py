@@ -52,7 +52,6 @@ CODES: dict[str, tuple[str, str, str | None]] = {
 RENDERS: dict[str, set[Reading]] = {kind: {reading} for kind, reading in CANONICAL.items()}
 RENDERS.update(
     {
-        "departed_origin": {(M.IN_TRANSIT, None)},
         "customs_hold": {(M.IN_TRANSIT, None)},
         "customs_cleared": {(M.IN_TRANSIT, None)},
         "address_issue": {(M.DELIVERY_FAILED, X.DELIVERY_FAILED)},

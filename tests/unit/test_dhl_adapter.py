@@ -43,7 +43,7 @@ def test_ecommerce_poll_reads_codes_refined_by_the_few_known_status_values() -> 
         ("transit/PACKAGE RECEIVED AT DHL ECOMMERCE DISTRIBUTION CENTER", M.PICKED_UP),
         ("transit/PROCESSED", M.ARRIVED_HUB),
         ("transit/TENDERED TO DELIVERY SERVICE PROVIDER", M.HANDED_TO_LAST_MILE),
-        ("transit", M.IN_TRANSIT),  # "ARRIVAL AT POST OFFICE": free text, read as its code
+        ("transit/ARRIVAL AT POST OFFICE", M.ARRIVED_HUB),  # as in DHL's own eCommerce sample
         ("transit/OUT FOR DELIVERY", M.OUT_FOR_DELIVERY),
         ("delivered", M.DELIVERED),
     ]
@@ -51,6 +51,27 @@ def test_ecommerce_poll_reads_codes_refined_by_the_few_known_status_values() -> 
     assert (delivered.carrier, delivered.tracking_number) == ("dhl", "GM2951173225174494")
     assert delivered.description == "DELIVERED - PARCEL LOCKER"
     assert result.unmapped == []
+
+
+@pytest.mark.parametrize(
+    ("status_code", "status", "milestone"),
+    [
+        ("pre-transit", "EN ROUTE TO DHL ECOMMERCE OR AWAITING PROCESSING", M.LABEL_CREATED),
+        ("transit", "DEPARTURE ORIGIN DHL ECOMMERCE FACILITY", M.DEPARTED_ORIGIN),
+        ("transit", "ARRIVAL DESTINATION DHL ECOMMERCE FACILITY", M.ARRIVED_HUB),
+        ("transit", "ARRIVED USPS SORT FACILITY", M.ARRIVED_HUB),
+        ("transit", "Arrival at Post Office ", M.ARRIVED_HUB),
+        ("transit", "DEPARTED FACILITY IN BRUSSELS", M.IN_TRANSIT),  # no source for it: its code
+    ],
+)
+def test_the_ecommerce_texts_of_dhls_own_sample_say_which_movement(
+    status_code: str, status: str, milestone: Milestone
+) -> None:
+    # Given one event of DHL's test-environment eCommerce answer (sample 00340434292135100186)
+    event = {"timestamp": "2026-05-03T14:27:32", "statusCode": status_code, "status": status}
+    # Then the exact text (case and padding aside) refines the code; unknown text does not
+    (read,) = dhl.normalize(shipment_with(event), received_at=RECEIVED).events
+    assert read.milestone is milestone
 
 
 def test_local_times_resolve_with_the_place_parsed_from_address_locality() -> None:
@@ -87,7 +108,7 @@ def test_push_of_a_bare_shipment_cross_border_with_customs_and_last_mile_leg() -
     assert readings == [
         (M.LABEL_CREATED, None),
         (M.PICKED_UP, None),
-        (M.IN_TRANSIT, None),  # DEPARTURE ORIGIN…: DHL has no departure code
+        (M.DEPARTED_ORIGIN, None),  # DEPARTURE ORIGIN DHL ECOMMERCE FACILITY: a known text
         (M.CUSTOMS_STARTED, None),
         (M.IN_TRANSIT, None),  # CUSTOMS CLEARANCE COMPLETED: no code either
         (M.IN_TRANSIT, None),  # SHIPMENT ON HOLD: DHL sends a hold as transit
