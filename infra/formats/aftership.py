@@ -51,8 +51,9 @@ CODES: dict[str, tuple[str, str, str]] = {
 _HANDOVER: Reading = (M.HANDED_TO_LAST_MILE, None)
 
 RENDERS: dict[str, set[Reading]] = {kind: {reading} for kind, reading in CANONICAL.items()}
-# AfterShip's only departure sub-status (InTransit_007) is a departure from any facility.
-RENDERS["departed_origin"] = {(M.IN_TRANSIT, None)}
+# AfterShip's only departure sub-status (InTransit_007) is a departure from any facility: the
+# adapter can tell the origin's only when the acceptance scan is in the same history.
+RENDERS["departed_origin"] = {(M.DEPARTED_ORIGIN, None), (M.IN_TRANSIT, None)}
 # No sub-status says "handed over": the last-mile carrier's first movement scan (here an
 # arrival scan under its own slug) is read as the handover; reported by the first carrier it
 # stays an arrival. Any movement kind that is the last-mile carrier's first scan reads so too.

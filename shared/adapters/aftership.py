@@ -208,6 +208,27 @@ def _mark_handover(drafts: list[_Draft], carrier: str) -> None:
         return
 
 
+_DEPARTURE = "InTransit/InTransit_007"
+
+
+def _mark_origin_departure(drafts: list[_Draft], carrier: str) -> None:
+    """AfterShip's departure sub-status (``InTransit_007``) is a departure from any facility;
+    the first scan after the acceptance, before the parcel arrived anywhere, is a departure
+    from where it was accepted: ``departed_origin``. Needs the acceptance in the same history
+    (a webhook carries them all), so a lone departure scan stays ``in_transit``."""
+    accepted = False
+    for draft in sorted((d for d in drafts if d.key.carrier == carrier), key=lambda d: d.when.occurred_at):
+        milestone = draft.mapping.milestone if draft.mapping else None
+        if milestone is None or milestone is Milestone.LABEL_CREATED:
+            continue
+        if milestone is Milestone.PICKED_UP:
+            accepted = True
+            continue
+        if accepted and draft.raw_code == _DEPARTURE and draft.mapping is not None:
+            draft.mapping = CodeMapping(milestone=Milestone.DEPARTED_ORIGIN, exception=draft.mapping.exception)
+        return
+
+
 def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
     """Canonical events of one AfterShip webhook."""
     try:
@@ -248,6 +269,7 @@ def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
                 raw_code=_raw_code(checkpoint),
             )
         )
+    _mark_origin_departure(drafts, first.carrier)
     last_mile = _last_mile_carrier(drafts, first.carrier, named_last_mile.carrier if named_last_mile else None)
     if last_mile is not None:
         _mark_handover(drafts, last_mile)

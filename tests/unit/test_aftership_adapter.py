@@ -47,7 +47,7 @@ def test_domestic_journey_reads_every_checkpoint_of_the_physical_carrier() -> No
     assert [(e.milestone, e.exception) for e in result.events] == [
         (M.LABEL_CREATED, None),
         (M.PICKED_UP, None),
-        (M.IN_TRANSIT, None),  # InTransit_007: a departure from any facility
+        (M.DEPARTED_ORIGIN, None),  # InTransit_007 right after the acceptance: "Departed Post Office"
         (M.ARRIVED_HUB, None),
         (M.ARRIVED_HUB, None),
         (M.OUT_FOR_DELIVERY, None),
@@ -108,7 +108,7 @@ def test_cross_border_parcel_links_the_last_mile_number_and_reads_the_handover()
     assert [(e.milestone, e.exception) for e in result.events] == [
         (M.LABEL_CREATED, None),
         (M.PICKED_UP, None),
-        (M.IN_TRANSIT, None),
+        (M.DEPARTED_ORIGIN, None),  # "Departed from the airport of origin", after the acceptance
         (M.ARRIVED_HUB, None),  # InTransit_004: arrived in the destination country
         (M.CUSTOMS_STARTED, None),
         (M.CUSTOMS_CLEARED, None),
@@ -494,3 +494,21 @@ def test_builder_renders_every_kind() -> None:
 
 
 # ------------------------------------------------------------------------------ reference payloads
+
+
+def test_a_departure_is_the_origins_only_right_after_the_acceptance() -> None:
+    # Given the domestic journey without its acceptance scan, and one with an arrival before
+    # the departure
+    def without_acceptance(document: Any) -> None:
+        checkpoints = document["msg"]["checkpoints"]
+        checkpoints[:] = [c for c in checkpoints if c.get("subtag") != "InTransit_002"]
+
+    def arrival_first(document: Any) -> None:
+        checkpoints = document["msg"]["checkpoints"]
+        checkpoints[2]["subtag"], checkpoints[3]["subtag"] = checkpoints[3]["subtag"], checkpoints[2]["subtag"]
+
+    for edit in (without_acceptance, arrival_first):
+        result = aftership.normalize(edited("tracking_update_usps_domestic.json", edit), received_at=RECEIVED)
+        departures = [e for e in result.events if e.raw_code == "InTransit/InTransit_007"]
+        # Then the departure is a departure from some facility: in transit
+        assert [e.milestone for e in departures] == [M.IN_TRANSIT]
