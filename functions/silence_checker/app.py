@@ -10,6 +10,7 @@ from shared.logic.checker import run_checker
 
 logger = Logger()
 metrics = Metrics()
+CURSOR: dict[str, str] = {}  # the timer cursor as this container last read or moved it
 
 METRICS = {
     "timers": "TimersDue",
@@ -24,7 +25,7 @@ METRICS = {
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    outcome = run_checker(lambda: context.get_remaining_time_in_millis() / 1000)
+    outcome = run_checker(lambda: context.get_remaining_time_in_millis() / 1000, CURSOR)
     metrics.add_metric(name="SilenceCheckerRuns", unit=MetricUnit.Count, value=1)  # a heartbeat
     for key, name in METRICS.items():
         if outcome.counts[key]:

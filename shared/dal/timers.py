@@ -4,8 +4,9 @@ The index is sparse, sharded and keys-only: a shipment record carries ``timer_bu
 ``timer_due_at`` while its silence deadline (or an unpublished outbox) needs the checker, an
 open exception while its SLA can still pass (``shared.dal.items`` computes the keys). A
 checker run reads the cursor item (``pk = TIMERS``, the oldest hour that may still hold a
-timer), Queries each shard of each hour from there to now with ``timer_due_at <= now``, and
-reads each candidate once with a strongly consistent ``GetItem``. Nothing here Scans.
+timer; a warm container remembers it), Queries each shard of each hour from there to now with
+``timer_due_at <= now``, and reads each candidate once with a strongly consistent ``GetItem``.
+Nothing here Scans.
 """
 
 from __future__ import annotations
@@ -40,16 +41,34 @@ class Timer:
 
 
 class DynamoTimerIndex(DynamoShipmentStore):
-    """``TimerIndex`` on DynamoDB (see ``shared.logic.checker``)."""
+    """``TimerIndex`` on DynamoDB (see ``shared.logic.checker``).
+
+    ``remembered`` is a warm container's memory of the cursor, per table: the hour this
+    container last read or moved it to. The stored cursor never moves back, so what a
+    container remembers is at most behind it — a run then re-reads hours already drained and
+    misses nothing — and a warm checker skips the cursor read.
+    """
+
+    def __init__(self, table_name: str, remembered: dict[str, str] | None = None) -> None:
+        super().__init__(table_name)
+        self._remembered = remembered
 
     def read_cursor(self) -> str | None:
+        if self._remembered is not None and self.table in self._remembered:
+            return self._remembered[self.table]
         with aws_call("read the timer cursor"):
             item = (
                 client("dynamodb")
                 .get_item(TableName=self.table, Key={k: encode(v) for k, v in CURSOR_KEY.items()}, ConsistentRead=True)
                 .get("Item")
             )
-        return decode_item(item).get("drained_before") if item else None
+        cursor: str | None = decode_item(item).get("drained_before") if item else None
+        self._remember(cursor)
+        return cursor
+
+    def _remember(self, hour: str | None) -> None:
+        if self._remembered is not None and hour is not None:
+            self._remembered[self.table] = max(hour, self._remembered.get(self.table, hour))
 
     def advance_cursor(self, hour: str) -> None:
         """Move the cursor forward to ``hour`` (never back: two checkers may race)."""
@@ -65,11 +84,12 @@ class DynamoTimerIndex(DynamoShipmentStore):
                 ExpressionAttributeValues={":hour": encode(hour)},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise translate(error, "advance the timer cursor") from error
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise translate(error, "advance the timer cursor") from error
+            # another checker moved it at least this far: remembering ``hour`` stays behind it
         except BotoCoreError as error:
             raise translate(error, "advance the timer cursor") from error
+        self._remember(hour)
 
     def due_timers(self, bucket: str, now: datetime, page_size: int = 100) -> Iterator[Timer]:
         """Entries of one bucket due by ``now``, earliest first (keys only)."""

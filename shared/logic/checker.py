@@ -276,8 +276,9 @@ def check_timers(
     return Checker(index=index, publisher=publisher, now=now, time_left=time_left).run()
 
 
-def run_checker(time_left: Callable[[], float]) -> CheckOutcome:
-    """One scheduled run against the table and bus named by the environment."""
+def run_checker(time_left: Callable[[], float], remembered: dict[str, str] | None = None) -> CheckOutcome:
+    """One scheduled run against the table and bus named by the environment; ``remembered``
+    is the warm container's memory of the cursor (``DynamoTimerIndex``)."""
     from shared import clock
     from shared.dal.bus import EventBridgePublisher
     from shared.dal.timers import DynamoTimerIndex
@@ -285,7 +286,7 @@ def run_checker(time_left: Callable[[], float]) -> CheckOutcome:
 
     settings = load(SilenceCheckerSettings)
     return check_timers(
-        index=DynamoTimerIndex(settings.shipments_table),
+        index=DynamoTimerIndex(settings.shipments_table, remembered),
         publisher=EventBridgePublisher(settings.event_bus_name),
         now=clock.now(),
         time_left=time_left,

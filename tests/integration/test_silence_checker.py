@@ -267,7 +267,8 @@ def test_the_checker_never_scans_and_an_empty_run_is_a_handful_of_queries(
     frozen.advance(TICK)
     check(deployed)
     assert "Scan" not in calls
-    assert calls.count("Query") <= 2 * 2 and calls.count("GetItem") == 1  # two shards, one or two hours
+    # two shards, one or two hours; the warm container remembers its cursor instead of reading it
+    assert calls.count("Query") <= 2 * 2 and calls.count("GetItem") == 0
 
 
 def test_a_checker_that_was_down_catches_up_from_its_cursor(deployed: Deployed, frozen: clock.FrozenClock) -> None:
@@ -322,5 +323,44 @@ def test_a_record_that_keeps_changing_is_left_due_and_the_cursor_waits(
     assert DynamoTimerIndex(table).read_cursor() == cursor_before
     # Then the next run raises it
     Checker(index=DynamoTimerIndex(table), publisher=publisher, now=frozen.now() + TICK).run()
+    (stalled,) = partition(deployed).exceptions
+    assert stalled.type is ExceptionType.STALLED
+
+
+def test_a_warm_checker_remembers_its_cursor_and_still_finds_a_late_timer(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    # Given a parcel picked up on a Monday, and a checker container that remembers its cursor
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    frozen.set(monday)
+    send(deployed, ("picked_up", monday))
+    table = deployed.stack.ref("ShipmentsTable")
+    from shared.dal.aws import client
+    from shared.dal.bus import EventBridgePublisher
+
+    publisher = EventBridgePublisher(deployed.stack.ref("EventBus"))
+    remembered: dict[str, str] = {}
+    cursor_reads: list[str] = []
+    ddb = client("dynamodb")
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key", {}).get("pk") == {"S": "TIMERS"}:
+            cursor_reads.append("GetItem")
+
+    ddb.meta.events.register("provide-client-params.dynamodb.GetItem", count)
+    try:
+        # When it runs every 5 minutes for a day
+        for step in range(288):
+            now = monday + step * TICK
+            Checker(index=DynamoTimerIndex(table, remembered), publisher=publisher, now=now).run()
+    finally:
+        ddb.meta.events.unregister("provide-client-params.dynamodb.GetItem", count)
+    # Then it read the stored cursor once, remembers where it drained to, and agrees with it
+    assert cursor_reads == ["GetItem"]
+    assert remembered[table] == DynamoTimerIndex(table).read_cursor()
+    # and a stalled parcel's deadline two business days on is still raised by the warm container
+    deadline = partition(deployed).shipment.silence_due_at
+    assert deadline is not None
+    Checker(index=DynamoTimerIndex(table, remembered), publisher=publisher, now=deadline + TICK).run()
     (stalled,) = partition(deployed).exceptions
     assert stalled.type is ExceptionType.STALLED
