@@ -579,7 +579,8 @@ GOALS = {
 
 def stack_figures(shipments: int = 500) -> dict[str, float]:
     """The whole local stack under the simulator: ``shiplight demo --no-serve --shipments 500``
-    (two simulated weeks) timed end to end, and canonical events per second of its simulation."""
+    (the default 10 simulated days) timed end to end, and canonical events per second of its
+    simulation."""
     import os
     import subprocess
     import sys
