@@ -245,6 +245,7 @@ class FakeCarrierApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes (see infra.local.gateway)
 
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)

@@ -210,6 +210,9 @@ class LocalGateway:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "shiplight-local"
+            # The status line and headers go out in one write, the body in a second: with Nagle's
+            # algorithm the second waits for the client's delayed ACK (~40 ms on loopback).
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
