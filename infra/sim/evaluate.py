@@ -44,7 +44,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from infra.formats.scan import CANONICAL, Reading
+from shared.logic.silence import Rule, silence_deadline
 from shared.models.canonical import RANK, REOPEN_TRANSITIONS, Milestone
+from shared.sources import get_source
 
 CARRIER_TYPES = (
     "customs_hold",
@@ -268,8 +270,6 @@ def evaluate(truth_lines: list[dict[str, Any]], stored_lines: list[dict[str, Any
 
 def _silences(shipment: dict[str, Any], end: datetime) -> tuple[set[str], set[str]]:
     """(silence types that must be raised, those whose outcome depends on the grace)."""
-    from shared.logic.silence import Rule, silence_deadline
-
     must: set[str] = set()
     maybe: set[str] = set()
     dropped = set(shipment.get("dropped_scans", []))
@@ -309,8 +309,6 @@ def _reported_as(shipment: dict[str, Any], incident: str, at: datetime) -> set[s
     type when one of their formats can say it, else what they say instead (USPS has no damage
     code and reports the parcel as delayed; DHL's returns arrive as failed deliveries), or
     nothing when no format can tell (the builders' ``RENDERS``)."""
-    from shared.sources import get_source
-
     scan = next((s for s in shipment["scans"] if _instant(s["at"]) == at and CANONICAL[s["kind"]][1]), None)
     if scan is None:
         return {incident}

@@ -15,9 +15,12 @@ from infra.formats.generic import generic_body, generic_event
 from infra.local.scheduler import scheduled_event
 from infra.local.template import ScheduleSource
 from shared import clock
+from shared.dal.aws import client
+from shared.dal.bus import EventBridgePublisher
 from shared.dal.exceptions import DynamoExceptionStore
-from shared.dal.shipments import DynamoShipmentStore
+from shared.dal.shipments import Commit, DynamoShipmentStore
 from shared.dal.timers import DynamoTimerIndex
+from shared.errors import Conflict
 from shared.logic.cadence import DEFAULT_POLICY
 from shared.logic.checker import Checker
 from shared.models.canonical import ExceptionType
@@ -30,6 +33,7 @@ RENO = ZoneInfo("America/Los_Angeles")
 START = datetime(2026, 11, 18, 9, 0, tzinfo=RENO)
 NUMBER = "1Z4Y0A190348261953"
 TICK = timedelta(minutes=5)
+MONDAY = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)  # no holiday in the next two weeks
 CHECKER = ScheduleSource(function="SilenceCheckerFunction", name="Every5Minutes", expression="rate(5 minutes)")
 IN_TRANSIT_GRACE = DEFAULT_POLICY.in_transit * (1 + DEFAULT_POLICY.jitter)  # UPS is polled: one poll cycle
 
@@ -60,6 +64,15 @@ def send(deployed: Deployed, *scans: tuple[str, datetime], exception: str | None
     )
     assert deployed.post_webhook("generic", body).status == 202
     deployed.drain()
+
+
+def picked_up_on_monday(deployed: Deployed, frozen: clock.FrozenClock) -> datetime:
+    """A parcel picked up at ``MONDAY`` (the clock set there); its silence deadline."""
+    frozen.set(MONDAY)
+    send(deployed, ("picked_up", MONDAY))
+    deadline = partition(deployed).shipment.silence_due_at
+    assert deadline is not None
+    return deadline
 
 
 def check(deployed: Deployed) -> Any:
@@ -129,7 +142,7 @@ def test_a_stall_is_raised_within_15_minutes_of_its_business_day_deadline(
 def test_no_exception_when_a_scan_came_before_the_deadline_even_late_and_out_of_order(
     deployed: Deployed, frozen: clock.FrozenClock
 ) -> None:
-    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)  # no holiday in the next two weeks
+    monday = MONDAY
     frozen.set(monday)
     send(deployed, ("picked_up", monday), ("arrived_hub", monday + timedelta(hours=30)))
     frozen.set(monday + timedelta(hours=31))
@@ -155,11 +168,7 @@ def test_no_exception_when_a_scan_came_before_the_deadline_even_late_and_out_of_
 def test_a_silence_clears_itself_when_the_parcel_moves_and_the_next_one_is_armed(
     deployed: Deployed, frozen: clock.FrozenClock
 ) -> None:
-    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
-    frozen.set(monday)
-    send(deployed, ("picked_up", monday))
-    deadline = partition(deployed).shipment.silence_due_at
-    assert deadline is not None
+    deadline = picked_up_on_monday(deployed, frozen)
     frozen.set(deadline - TICK)
     tick_until(deployed, frozen, deadline + timedelta(minutes=10))
     (stalled,) = partition(deployed).exceptions
@@ -201,11 +210,7 @@ def test_no_first_scan_counts_from_the_label_and_a_pickup_clears_it(
 
 
 def test_two_checkers_at_once_and_a_retry_raise_one_exception(deployed: Deployed, frozen: clock.FrozenClock) -> None:
-    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
-    frozen.set(monday)
-    send(deployed, ("picked_up", monday))
-    deadline = partition(deployed).shipment.silence_due_at
-    assert deadline is not None
+    deadline = picked_up_on_monday(deployed, frozen)
     frozen.set(deadline + timedelta(minutes=1))
     table = deployed.stack.ref("ShipmentsTable")
     deployed.bus_events()
@@ -223,8 +228,6 @@ def test_two_checkers_at_once_and_a_retry_raise_one_exception(deployed: Deployed
                 assert sum(v for k, v in second.counts.items() if k.startswith("raised.")) == 1
             return found
 
-    from shared.dal.bus import EventBridgePublisher
-
     publisher = EventBridgePublisher(deployed.stack.ref("EventBus"))
     first = Checker(index=Interleaved(table), publisher=publisher, now=frozen.now()).run()
     assert not any(k.startswith("raised.") for k in first.counts)
@@ -237,7 +240,7 @@ def test_two_checkers_at_once_and_a_retry_raise_one_exception(deployed: Deployed
 
 
 def test_an_exception_past_its_sla_is_escalated_once(deployed: Deployed, frozen: clock.FrozenClock) -> None:
-    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    monday = MONDAY
     frozen.set(monday)
     send(deployed, ("picked_up", monday - timedelta(hours=5)), ("out_for_delivery", monday - timedelta(hours=1)))
     frozen.advance(timedelta(hours=2))
@@ -260,7 +263,6 @@ def test_the_checker_never_scans_and_an_empty_run_is_a_handful_of_queries(
     deployed: Deployed, frozen: clock.FrozenClock
 ) -> None:
     calls: list[str] = []
-    from shared.dal.aws import client
 
     check(deployed)  # the first run reads back a week of buckets, then keeps a cursor
     client("dynamodb").meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
@@ -272,7 +274,7 @@ def test_the_checker_never_scans_and_an_empty_run_is_a_handful_of_queries(
 
 
 def test_a_checker_that_was_down_catches_up_from_its_cursor(deployed: Deployed, frozen: clock.FrozenClock) -> None:
-    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
+    monday = MONDAY
     frozen.set(monday)
     check(deployed)  # a run that leaves a cursor
     send(deployed, ("picked_up", monday), number="1Z4Y0A190348261953")
@@ -288,7 +290,6 @@ def test_a_checker_that_was_down_catches_up_from_its_cursor(deployed: Deployed, 
         assert stalled.type is ExceptionType.STALLED and stalled.raised_at == frozen.now()
     # and the next run is back to a handful of Queries
     calls: list[str] = []
-    from shared.dal.aws import client
 
     client("dynamodb").meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     frozen.advance(TICK)
@@ -299,15 +300,8 @@ def test_a_checker_that_was_down_catches_up_from_its_cursor(deployed: Deployed, 
 def test_a_record_that_keeps_changing_is_left_due_and_the_cursor_waits(
     deployed: Deployed, frozen: clock.FrozenClock
 ) -> None:
-    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
-    frozen.set(monday)
-    send(deployed, ("picked_up", monday))
-    deadline = partition(deployed).shipment.silence_due_at
-    assert deadline is not None
+    deadline = picked_up_on_monday(deployed, frozen)
     table = deployed.stack.ref("ShipmentsTable")
-    from shared.dal.bus import EventBridgePublisher
-    from shared.dal.shipments import Commit
-    from shared.errors import Conflict
 
     class AlwaysRaced(DynamoTimerIndex):
         def commit(self, commit: Commit) -> None:
@@ -331,13 +325,8 @@ def test_a_warm_checker_remembers_its_cursor_and_still_finds_a_late_timer(
     deployed: Deployed, frozen: clock.FrozenClock
 ) -> None:
     # Given a parcel picked up on a Monday, and a checker container that remembers its cursor
-    monday = datetime(2026, 11, 30, 10, 0, tzinfo=RENO)
-    frozen.set(monday)
-    send(deployed, ("picked_up", monday))
+    deadline = picked_up_on_monday(deployed, frozen)
     table = deployed.stack.ref("ShipmentsTable")
-    from shared.dal.aws import client
-    from shared.dal.bus import EventBridgePublisher
-
     publisher = EventBridgePublisher(deployed.stack.ref("EventBus"))
     remembered: dict[str, str] = {}
     cursor_reads: list[str] = []
@@ -351,7 +340,7 @@ def test_a_warm_checker_remembers_its_cursor_and_still_finds_a_late_timer(
     try:
         # When it runs every 5 minutes for a day
         for step in range(288):
-            now = monday + step * TICK
+            now = MONDAY + step * TICK
             Checker(index=DynamoTimerIndex(table, remembered), publisher=publisher, now=now).run()
     finally:
         ddb.meta.events.unregister("provide-client-params.dynamodb.GetItem", count)
@@ -359,8 +348,6 @@ def test_a_warm_checker_remembers_its_cursor_and_still_finds_a_late_timer(
     assert cursor_reads == ["GetItem"]
     assert remembered[table] == DynamoTimerIndex(table).read_cursor()
     # and a stalled parcel's deadline two business days on is still raised by the warm container
-    deadline = partition(deployed).shipment.silence_due_at
-    assert deadline is not None
     Checker(index=DynamoTimerIndex(table, remembered), publisher=publisher, now=deadline + TICK).run()
     (stalled,) = partition(deployed).exceptions
     assert stalled.type is ExceptionType.STALLED
