@@ -89,6 +89,7 @@ def run_demo(options: DemoOptions, out: TextIO) -> int:
             state_dir=options.state_dir,
             clock=AcceleratedClock(now, speed=1.0),
             carrier_world=world,
+            bus_tap=True,
         )
     )
     runtime.start()

@@ -102,6 +102,11 @@ def test_answers_are_identical_with_and_without_the_speedups(table: str) -> None
                 "pk": {"S": f"SHP#{shipment}"},
                 "sk": {"S": "META"},
                 "public_token": {"S": f"token{shipment}"},
+                # projected by ByToken (a number, a map, a list) and not projected by any index
+                "event_count": {"N": str(shipment * 7)},
+                "location": {"M": {"city": {"S": "Reno"}, "postal_code": {"S": f"{89500 + shipment}"}}},
+                "tracking_keys": {"L": [{"S": f"ups:1Z{shipment:04d}"}]},
+                "notes": {"S": "not in any projection"},
                 **(
                     {
                         "poll_shard": {"S": f"POLL#{shipment % 8}"},
