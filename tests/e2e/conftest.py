@@ -31,5 +31,7 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[LocalRuntime]:
-    with LocalRuntime(RuntimeOptions(port=0, secrets=SECRETS, state_dir=tmp_path, retry_delay=0, bus_tap=True)) as started:
+    with LocalRuntime(
+        RuntimeOptions(port=0, secrets=SECRETS, state_dir=tmp_path, retry_delay=0, bus_tap=True)
+    ) as started:
         yield started

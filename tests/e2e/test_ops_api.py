@@ -27,7 +27,9 @@ START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[LocalRuntime, FrozenClock]]:
     moment = FrozenClock(START)
-    options = RuntimeOptions(port=0, secrets=SECRETS, state_dir=tmp_path, retry_delay=0, clock=moment, schedules=False, bus_tap=True)
+    options = RuntimeOptions(
+        port=0, secrets=SECRETS, state_dir=tmp_path, retry_delay=0, clock=moment, schedules=False, bus_tap=True
+    )
     with LocalRuntime(options) as runtime:
         yield runtime, moment
 
