@@ -137,11 +137,71 @@ def test_answers_are_identical_with_and_without_the_speedups(table: str) -> None
         ExpressionAttributeValues={":d": {"S": "2026-11-01"}},
     )
     ddb.delete_item(TableName=table, Key={"pk": {"S": "SHP#3"}, "sk": {"S": "EVT#000"}})
+    write_across_index_partitions(table)
     patched = queries(table)
     moto_speedups.uninstall()
     # Then every answer is the one moto itself gives
     assert patched == queries(table)
     assert patched != plain  # the writes were seen
+
+
+def write_across_index_partitions(table: str) -> None:
+    """Writes that move items into, between and out of index partitions, directly and in
+    transactions (one of them cancelled)."""
+    ddb = aws_client("dynamodb")
+
+    def meta(shipment: int) -> dict[str, Any]:
+        return {"pk": {"S": f"SHP#{shipment}"}, "sk": {"S": "META"}}
+
+    ddb.update_item(  # to another shard
+        TableName=table,
+        Key=meta(5),
+        UpdateExpression="SET poll_shard = :s",
+        ExpressionAttributeValues={":s": {"S": "POLL#0"}},
+    )
+    ddb.update_item(TableName=table, Key=meta(7), UpdateExpression="REMOVE poll_shard, poll_due_at")  # out
+    ddb.put_item(  # a new item, straight into a shard and a token's partition
+        TableName=table,
+        Item={
+            **meta(99),
+            "public_token": {"S": "token3"},
+            "poll_shard": {"S": "POLL#1"},
+            "poll_due_at": {"S": "2026-11-12"},
+        },
+    )
+    ddb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": {**meta(100), "public_token": {"S": "token6"}}}},
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": meta(8),
+                    "UpdateExpression": "SET poll_shard = :s, poll_due_at = :d",
+                    "ExpressionAttributeValues": {":s": {"S": "POLL#2"}, ":d": {"S": "2026-11-11"}},
+                }
+            },
+        ]
+    )
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": meta(10),
+                        "UpdateExpression": "SET poll_shard = :s",
+                        "ExpressionAttributeValues": {":s": {"S": "POLL#3"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": meta(11),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
 
 
 def _everything(table: str) -> list[dict[str, Any]]:
