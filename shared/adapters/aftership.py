@@ -39,8 +39,7 @@ from shared.adapters.base import (
     first_error,
     location,
     parse_iso,
-    time_from_aware,
-    time_from_local,
+    time_from,
     tracking_number,
 )
 from shared.errors import PayloadError
@@ -117,22 +116,7 @@ def map_codes(tag: str | None, subtag: str | None) -> tuple[CodeMapping | None, 
     tag. A decisive tag (``Delivered``) is never weakened; a subtag that is only a problem
     (``Exception_005``) under a tag that is not decisive is a notice without a milestone.
     """
-    table = _table()
-    unmapped: list[str] = []
-    by_tag = table.lookup("tag", tag)
-    if tag and by_tag is None:
-        unmapped.append(f"tag={tag}")
-    by_subtag = table.lookup("subtag", subtag)
-    if subtag and by_subtag is None:
-        unmapped.append(f"subtag={subtag}")
-    if by_subtag is None or by_subtag.defer:
-        return by_tag, unmapped
-    decisive = by_tag.milestone if by_tag is not None and by_tag.decisive else None
-    milestone = by_subtag.milestone
-    if decisive is not None and (milestone is None or decisive.rank > milestone.rank):
-        milestone = decisive
-    exception = by_subtag.exception or (by_tag.exception if by_tag else None)
-    return CodeMapping(milestone=milestone, exception=exception), unmapped
+    return _table().refined("tag", tag, "subtag", subtag)
 
 
 def _place(checkpoint: Checkpoint) -> Location | None:
@@ -159,7 +143,7 @@ def _when(value: str, place: Location | None) -> ResolvedTime:
     """``checkpoint_time``: with an offset it is an instant; without one (or a bare date,
     read as local midnight) it is wall time at the checkpoint's place."""
     parsed = parse_iso(value)
-    return time_from_aware(parsed, place) if parsed.tzinfo else time_from_local(parsed, place)
+    return time_from(parsed, place)
 
 
 def _raw_code(checkpoint: Checkpoint) -> str:

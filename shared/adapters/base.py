@@ -104,6 +104,36 @@ class MappingTable:
             return None
         return self._fields.get(field_name, {}).get(code)
 
+    def refined(
+        self, coarse_field: str, coarse: str | None, fine_field: str, fine: str | None
+    ) -> tuple[CodeMapping | None, list[str]]:
+        """One mapping from a coarse code and the finer one beside it (EasyPost's status and
+        status_detail, AfterShip's tag and subtag, Shippo's status and substatus), and the
+        codes the table does not know (``field=code``).
+
+        The fine code decides, except where the coarse one is decisive and further along; a
+        missing, unknown or deferring fine code gives way to the coarse one, and a deferring
+        coarse code says nothing. A fine code that is only a problem under a coarse one that
+        is not decisive is a notice without a milestone.
+        """
+        unmapped: list[str] = []
+        by_coarse = self.lookup(coarse_field, coarse)
+        if coarse and by_coarse is None:
+            unmapped.append(f"{coarse_field}={coarse}")
+        by_fine = self.lookup(fine_field, fine)
+        if fine and by_fine is None:
+            unmapped.append(f"{fine_field}={fine}")
+        if by_coarse is not None and by_coarse.defer:
+            by_coarse = None
+        if by_fine is None or by_fine.defer:
+            return by_coarse, unmapped
+        decisive = by_coarse.milestone if by_coarse is not None and by_coarse.decisive else None
+        milestone = by_fine.milestone
+        if decisive is not None and (milestone is None or decisive.rank > milestone.rank):
+            milestone = decisive
+        exception = by_fine.exception or (by_coarse.exception if by_coarse else None)
+        return CodeMapping(milestone=milestone, exception=exception), unmapped
+
     def codes(self, field_name: str) -> dict[str, CodeMapping]:
         return dict(self._fields.get(field_name, {}))
 
@@ -238,6 +268,12 @@ def time_from_local(value: datetime, place: Location | None) -> ResolvedTime:
     local = naive.replace(tzinfo=tz, fold=0)
     instant = local.astimezone(UTC)
     return ResolvedTime(instant, instant.astimezone(tz), TimeSource.LOCATION_TZ)
+
+
+def time_from(value: datetime, place: Location | None) -> ResolvedTime:
+    """A carrier's time as written: with an offset, the instant it names; without one, a
+    wall time at the scan location."""
+    return time_from_aware(value, place) if value.tzinfo else time_from_local(value, place)
 
 
 _OFFSET = re.compile(r"^(?:GMT|UTC)?\s*([+-])(\d{1,2})(?:[:.]?(\d{2}))?$")

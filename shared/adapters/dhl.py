@@ -44,8 +44,7 @@ from shared.adapters.base import (
     first_error,
     location,
     parse_iso,
-    time_from_aware,
-    time_from_local,
+    time_from,
     tracking_number,
 )
 from shared.errors import PayloadError
@@ -276,7 +275,7 @@ def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
             result.unmapped.extend(unmapped)
             place = place_of(event.location.address if event.location else None)
             instant = parse_iso(event.timestamp)
-            when = time_from_aware(instant, place) if instant.tzinfo else time_from_local(instant, place)
+            when = time_from(instant, place)
             code = (event.statusCode or "").strip() or "-"
             result.events.append(
                 build_event(

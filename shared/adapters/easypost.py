@@ -24,8 +24,7 @@ from shared.adapters.base import (
     first_error,
     location,
     parse_iso,
-    time_from_aware,
-    time_from_local,
+    time_from,
     tracking_number,
 )
 from shared.errors import PayloadError
@@ -76,24 +75,7 @@ def map_codes(status: str | None, detail: str | None) -> tuple[CodeMapping | Non
     the detail ``arrived_at_destination`` is a delivery. A detail that is only a problem
     (a weather delay) on a status that is not decisive is a notice, not a movement.
     """
-    table = _table()
-    unmapped: list[str] = []
-    by_status = table.lookup("status", status)
-    if status and by_status is None:
-        unmapped.append(f"status={status}")
-    by_detail = table.lookup("status_detail", detail)
-    if detail and by_detail is None:
-        unmapped.append(f"status_detail={detail}")
-    if by_status is not None and by_status.defer:
-        by_status = None
-    if by_detail is None or by_detail.defer:
-        return by_status, unmapped
-    decisive = by_status.milestone if by_status is not None and by_status.decisive else None
-    milestone = by_detail.milestone
-    if decisive is not None and (milestone is None or decisive.rank > milestone.rank):
-        milestone = decisive
-    exception = by_detail.exception or (by_status.exception if by_status else None)
-    return CodeMapping(milestone=milestone, exception=exception), unmapped
+    return _table().refined("status", status, "status_detail", detail)
 
 
 # EasyPost relays these carriers' own activity codes in ``carrier_code``; their tables read
@@ -170,7 +152,7 @@ def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
             else None
         )
         instant = parse_iso(detail.datetime)
-        when = time_from_aware(instant, place) if instant.tzinfo else time_from_local(instant, place)
+        when = time_from(instant, place)
         result.events.append(
             build_event(
                 carrier=carrier,

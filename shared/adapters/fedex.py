@@ -56,8 +56,7 @@ from shared.adapters.base import (
     clip,
     first_error,
     location,
-    time_from_aware,
-    time_from_local,
+    time_from,
     tracking_number,
 )
 from shared.errors import PayloadError
@@ -249,7 +248,7 @@ def _place(where: ScanLocation | None) -> Location | None:
 
 
 def _resolve(parsed: datetime, place: Location | None) -> ResolvedTime:
-    return time_from_aware(parsed, place) if parsed.tzinfo else time_from_local(parsed, place)
+    return time_from(parsed, place)
 
 
 def _date_only(parsed: datetime) -> bool:

@@ -41,8 +41,7 @@ from shared.adapters.base import (
     location,
     parse_iso,
     parse_offset,
-    time_from_aware,
-    time_from_local,
+    time_from,
     time_from_utc,
     time_with_offset,
     tracking_number,
@@ -233,17 +232,17 @@ def _when(event: ProviderEvent, place: Location | None) -> ResolvedTime:
         utc = parse_iso(event.time_utc)
         return time_from_utc(utc if utc.tzinfo else utc.replace(tzinfo=UTC), local, place)
     if local is not None:
-        return time_from_aware(local, place) if local.tzinfo else time_from_local(local, place)
+        return time_from(local, place)
     raw = event.time_raw
     if isinstance(raw, TimeRaw) and raw.date:
         wall = parse_iso(f"{raw.date.strip()}T{(raw.time or '00:00:00').strip()}")
         offset = parse_offset(raw.timezone)
         if wall.tzinfo is None and offset is not None:
             return time_with_offset(wall, offset, place)
-        return time_from_aware(wall, place) if wall.tzinfo else time_from_local(wall, place)
+        return time_from(wall, place)
     if isinstance(raw, str) and raw.strip():
         wall = parse_iso(raw)
-        return time_from_aware(wall, place) if wall.tzinfo else time_from_local(wall, place)
+        return time_from(wall, place)
     raise PayloadError("17TRACK event has no time_utc, time_iso or time_raw")
 
 

@@ -27,8 +27,7 @@ from shared.adapters.base import (
     first_error,
     location,
     parse_iso,
-    time_from_aware,
-    time_from_local,
+    time_from,
     tracking_number,
 )
 from shared.errors import PayloadError
@@ -92,22 +91,7 @@ def map_codes(status: str | None, substatus: str | None) -> tuple[CodeMapping | 
     ``RETURNED``) is never weakened; a substatus that is only a problem (``delayed``) under a
     status that is not decisive is a notice without a milestone.
     """
-    table = _table()
-    unmapped: list[str] = []
-    by_status = table.lookup("status", status)
-    if status and by_status is None:
-        unmapped.append(f"status={status}")
-    by_substatus = table.lookup("substatus", substatus)
-    if substatus and by_substatus is None:
-        unmapped.append(f"substatus={substatus}")
-    if by_substatus is None or by_substatus.defer:
-        return by_status, unmapped
-    decisive = by_status.milestone if by_status is not None and by_status.decisive else None
-    milestone = by_substatus.milestone
-    if decisive is not None and (milestone is None or decisive.rank > milestone.rank):
-        milestone = decisive
-    exception = by_substatus.exception or (by_status.exception if by_status else None)
-    return CodeMapping(milestone=milestone, exception=exception), unmapped
+    return _table().refined("status", status, "substatus", substatus)
 
 
 def _track_of(data: Any) -> Track | str:
@@ -170,7 +154,7 @@ def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
             else None
         )
         instant = parse_iso(event.status_date)
-        when = time_from_aware(instant, place) if instant.tzinfo else time_from_local(instant, place)
+        when = time_from(instant, place)
         result.events.append(
             build_event(
                 carrier=carrier,
