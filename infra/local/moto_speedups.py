@@ -175,10 +175,8 @@ def _named_item(backend: DynamoDBBackend, entry: dict[str, Any]) -> tuple[Table,
     table = backend.tables.get(operation.get("TableName", ""))
     if table is None:
         return None
-    key = operation.get("Key") or operation.get("Item") or {}
     try:
-        hash_key = DynamoType(key[table.hash_key_attr])
-        range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        hash_key, range_key = _key_of(table, operation.get("Key") or operation.get("Item") or {})
     except (KeyError, TypeError):
         return None
     return table, hash_key, range_key
@@ -207,9 +205,7 @@ def _transact_write_items(original: Any) -> Any:
             if named is None:
                 continue
             table, hash_key, range_key = named
-            items: Any = table.items
-            current = items.get(hash_key) if range_key is None else items.get(hash_key, {}).get(range_key)
-            saved.append((table, hash_key, range_key, copy.deepcopy(current)))
+            saved.append((table, hash_key, range_key, copy.deepcopy(_item_at(table, (hash_key, range_key)))))
             if table.stream_shard is not None:
                 streams.setdefault(id(table), (table, len(table.stream_shard.items)))
         _in_transaction.active = True
