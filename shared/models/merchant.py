@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.canonical import ExceptionType, LocalTime, Location, Milestone, TimeSource, UtcInstant
 from shared.models.ops import QueueRow
-from shared.models.registration import Address, CustomerContact
+from shared.models.parties import Address, CustomerContact
 from shared.models.views import PublicLeg
 
 

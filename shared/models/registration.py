@@ -2,7 +2,8 @@
 
 Three kinds of model, as everywhere: the input payload (:class:`RegistrationRequest`,
 strict, every field checked at the edge), the parts kept on the shipment record
-(:class:`Address`, :class:`CustomerContact`) and the output (:class:`RegistrationAnswer`).
+(:class:`Address`, :class:`CustomerContact`, in ``shared.models.parties``) and the output
+(:class:`RegistrationAnswer`).
 Every check answers with the field and the reason, never with the value: the payload
 carries a customer's name, e-mail address and phone number.
 """
@@ -18,6 +19,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.models.canonical import UtcInstant
 from shared.models.geo import normalize_country
+from shared.models.parties import Address, CustomerContact
 
 # Control characters (C0, DEL, C1) have no business in a name, an address or an order id.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -149,33 +151,6 @@ Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
 Locale = Annotated[str, Field(max_length=35), AfterValidator(_locale)]
 TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_time_zone)]
 PostalCode = Annotated[str, Field(max_length=20), AfterValidator(_postal_code)]
-
-
-# ------------------------------------------------------------------------------ stored parts
-
-
-class Address(BaseModel):
-    """Where a parcel leaves from or goes to, as stored on the shipment: enough for the lane
-    and the local calendar, no street. Stored values were checked on the way in; reading
-    them back does not check again (a stricter rule later must not make old records unreadable)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    country: str
-    region: str | None = None
-    city: str | None = None
-    postal_code: str | None = None
-
-
-class CustomerContact(BaseModel):
-    """Who receives the parcel. Private: never projected into the public token index,
-    never logged, never put on the event bus."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
 
 
 # ------------------------------------------------------------------------------ input

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone, SortableInstant, UtcInstant
 from shared.models.exceptions import ScanSummary, ShipmentException
-from shared.models.registration import Address, CustomerContact
+from shared.models.parties import Address, CustomerContact
 
 
 class TrackingKey(NamedTuple):

@@ -34,7 +34,7 @@ from shared.logic.refunds import (
 )
 from shared.logic.silence import BusinessThresholds, plan_silence, silence_config
 from shared.models.canonical import ExceptionType, Milestone, TimeSource
-from shared.models.registration import Address
+from shared.models.parties import Address
 from shared.models.shipment import Shipment, StoredEvent
 from tests.conftest import event_bytes
 
