@@ -48,7 +48,8 @@ CODES: dict[str, tuple[str, str, str | None]] = {
 
 # DHL Unified has one problem code (failure) and no codes for departures, customs clearance,
 # holds, pickup points or returns: those arrive as plain transit/failure events whose meaning
-# is only in the free text, and read as their statusCode.
+# is only in the free text, and read as their statusCode. A return's delivery is told apart by
+# its place: delivered at the shipment's origin, not its destination.
 RENDERS: dict[str, set[Reading]] = {kind: {reading} for kind, reading in CANONICAL.items()}
 RENDERS.update(
     {
@@ -61,7 +62,9 @@ RENDERS.update(
         "lost": {(M.DELIVERY_FAILED, X.DELIVERY_FAILED)},
         "available_for_pickup": {(M.IN_TRANSIT, None)},
         "return_started": {(M.DELIVERY_FAILED, X.DELIVERY_FAILED)},
-        "return_delivered": {(M.DELIVERED, None)},
+        # at the origin (as the simulator's returns are) it reads as the return's delivery; a
+        # delivery anywhere else is one
+        "return_delivered": {(M.RETURN_DELIVERED, None), (M.DELIVERED, None)},
     }
 )
 

@@ -19,6 +19,12 @@ given. Places: ``address.addressLocality`` mixes street, city, region and countr
 ``"LEIPZIG - GERMANY"``): trailing country and region parts are peeled off and the city is the
 part left after the last comma.
 
+Returns: DHL has no return code ("RETURNED TO SHIPPER" arrives as ``failure``, its delivery as
+``delivered``). What tells a return's delivery apart is where it happened: a ``delivered`` event
+at the shipment's ``origin`` address (same country, and the same postal code, or the same city
+when either has none) and not at its ``destination`` reads as ``return_delivered``. When the two
+ends are the same place, or either is missing, a delivery stays a delivery.
+
 Legs: ``details.references[]`` of type ``local-tracking-number`` with
 ``details.provider.destinationProvider`` names the last-mile carrier's number.
 Docs: developer.dhl.com "Shipment Tracking - Unified" (OpenAPI) and "... - Unified - Push".
@@ -48,7 +54,7 @@ from shared.adapters.base import (
     tracking_number,
 )
 from shared.errors import PayloadError
-from shared.models.canonical import Location
+from shared.models.canonical import Location, Milestone
 from shared.models.geo import normalize_country
 from shared.models.shipment import TrackingKey
 
@@ -117,6 +123,8 @@ class Details(_Input):
 class Shipment(_Input):
     id: Short | StrictInt
     service: Short | None = None
+    origin: Place | None = None
+    destination: Place | None = None
     details: Details | None = None
     events: Annotated[list[ShipmentEvent], Field(max_length=1000)] = []
 
@@ -212,6 +220,34 @@ def place_of(address: Address | None) -> Location | None:
     )
 
 
+RETURN_DELIVERY = CodeMapping(milestone=Milestone.RETURN_DELIVERED)
+
+
+def _postal(code: str, country: str) -> str:
+    compact = re.sub(r"\s+", "", code).upper()
+    return compact.split("-", 1)[0] if country == "US" else compact  # a ZIP+4 is its ZIP
+
+
+def same_place(a: Location | None, b: Location | None) -> bool:
+    """Whether two DHL places are the same address as far as DHL writes one: the same country,
+    and the same postal code, or the same city when either has no postal code."""
+    if a is None or b is None or a.country is None or a.country != b.country:
+        return False
+    if a.postal_code and b.postal_code:
+        return _postal(a.postal_code, a.country) == _postal(b.postal_code, a.country)
+    return bool(a.city and b.city) and a.city.casefold() == b.city.casefold()
+
+
+def _sender(shipment: Shipment) -> Location | None:
+    """The shipment's origin when a delivery there can only be a return: both ends are known
+    and they are different places."""
+    origin = place_of(shipment.origin.address if shipment.origin else None)
+    destination = place_of(shipment.destination.address if shipment.destination else None)
+    if destination is None or same_place(origin, destination):
+        return None
+    return origin
+
+
 def _carrier_of(provider: str) -> str:
     name = provider.strip().lower()
     if name in DHL_DIVISIONS or name.startswith(("parcel-", "freight", "ecommerce")):
@@ -270,10 +306,13 @@ def normalize(body: bytes, *, received_at: datetime) -> NormalizeResult:
     for shipment in shipments:
         number = tracking_number(str(shipment.id))
         result.legs.extend(_legs(shipment, number))
+        sender = _sender(shipment)
         for event in shipment.events:
             mapping, unmapped, read_status = map_codes(event.statusCode, event.status)
             result.unmapped.extend(unmapped)
             place = place_of(event.location.address if event.location else None)
+            if mapping is not None and mapping.milestone is Milestone.DELIVERED and same_place(place, sender):
+                mapping = RETURN_DELIVERY  # delivered back where it came from (see module doc)
             instant = parse_iso(event.timestamp)
             when = time_from(instant, place)
             code = (event.statusCode or "").strip() or "-"

@@ -183,16 +183,71 @@ def test_a_decisive_code_wins_over_contradicting_status_text() -> None:
     assert event.occurred_at == datetime(2026, 7, 3, 7, 14, 5, tzinfo=UTC)
 
 
-def test_a_return_reads_as_dhls_failure_code() -> None:
-    # DHL has no return code: "RETURNED TO SHIPPER" arrives as failure, its delivery as delivered
+def test_a_return_reads_as_dhls_failure_code_and_its_delivery_at_the_origin_as_returned() -> None:
+    # DHL has no return code: "RETURNED TO SHIPPER" arrives as failure, its delivery as delivered,
+    # here in Columbus 43215, the shipment's origin, not in Denver, its destination
     result = normalize("poll_returned_to_shipper.json")
     assert [(e.milestone, e.exception) for e in reversed(result.events)] == [
         (M.OUT_FOR_DELIVERY, None),
         (M.DELIVERY_FAILED, X.DELIVERY_FAILED),
         (M.DELIVERY_FAILED, X.DELIVERY_FAILED),
-        (M.DELIVERED, None),
+        (M.RETURN_DELIVERED, None),
     ]
     assert result.events[1].description == "ADDRESSEE UNKNOWN"
+    assert result.events[0].raw_code == "delivered"
+
+
+def _delivered_at(place: dict[str, str], *, origin: dict[str, str] | None, destination: dict[str, str] | None) -> Any:
+    shipment: dict[str, Any] = {"id": "GM1000000000000002"}
+    if origin is not None:
+        shipment["origin"] = {"address": origin}
+    if destination is not None:
+        shipment["destination"] = {"address": destination}
+    shipment["events"] = [
+        {
+            "timestamp": "2026-05-04T11:00:00",
+            "location": {"address": place},
+            "statusCode": "delivered",
+            "status": "DELIVERED",
+        }
+    ]
+    (event,) = dhl.normalize(json.dumps({"shipments": [shipment]}).encode(), received_at=RECEIVED).events
+    return event.milestone
+
+
+LEIPZIG = {"countryCode": "DE", "postalCode": "04109", "addressLocality": "Leipzig, DE"}
+LYON = {"countryCode": "FR", "postalCode": "69002", "addressLocality": "Lyon, FR"}
+
+
+@pytest.mark.parametrize(
+    ("place", "origin", "destination", "milestone"),
+    [
+        (LYON, LEIPZIG, LYON, M.DELIVERED),  # at the destination
+        (LEIPZIG, LEIPZIG, LYON, M.RETURN_DELIVERED),  # back at the origin
+        (
+            {"countryCode": "DE", "postalCode": "04 109", "addressLocality": "LEIPZIG"},
+            LEIPZIG,
+            LYON,
+            M.RETURN_DELIVERED,
+        ),
+        (LEIPZIG, {"countryCode": "DE", "addressLocality": "LEIPZIG"}, LYON, M.RETURN_DELIVERED),  # by city
+        (LEIPZIG, {"addressLocality": "Leipzig, DE"}, LYON, M.DELIVERED),  # "DE" may be a region: no country
+        ({"countryCode": "DE", "postalCode": "04315", "addressLocality": "Leipzig, DE"}, LEIPZIG, LYON, M.DELIVERED),
+        (
+            {"countryCode": "US", "postalCode": "43215-2031", "addressLocality": "Columbus, OH, US"},
+            {"countryCode": "US", "postalCode": "43215", "addressLocality": "COLUMBUS"},
+            LYON,
+            M.RETURN_DELIVERED,
+        ),
+        (LEIPZIG, LEIPZIG, LEIPZIG, M.DELIVERED),  # both ends the same place: nothing to tell apart
+        (LEIPZIG, LEIPZIG, None, M.DELIVERED),  # no destination: a delivery stays a delivery
+        (LEIPZIG, None, LYON, M.DELIVERED),
+    ],
+)
+def test_a_delivery_is_a_returns_only_at_the_origin_and_not_the_destination(
+    place: dict[str, str], origin: dict[str, str] | None, destination: dict[str, str] | None, milestone: Milestone
+) -> None:
+    assert _delivered_at(place, origin=origin, destination=destination) is milestone
 
 
 def test_unknown_codes_and_status_values_are_kept_and_reported() -> None:
