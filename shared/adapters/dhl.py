@@ -235,7 +235,7 @@ def same_place(a: Location | None, b: Location | None) -> bool:
         return False
     if a.postal_code and b.postal_code:
         return _postal(a.postal_code, a.country) == _postal(b.postal_code, a.country)
-    return bool(a.city and b.city) and a.city.casefold() == b.city.casefold()
+    return a.city is not None and b.city is not None and a.city.casefold() == b.city.casefold()
 
 
 def _sender(shipment: Shipment) -> Location | None:
