@@ -26,6 +26,8 @@ missing event). From the matching:
   the merchant's silence rules applied to the true scans: a gap longer than the rule's business-
   hours threshold plus the longest grace (one poll cycle) must be raised, a gap shorter than the
   threshold must not; a gap in between depends on how the parcel was polled and is not scored.
+  A lane is cross-border when its two ends are in different countries (the registered lane, as
+  Shiplight's rules read it); a loss ends the rules, as reported only where a format can say it.
   ``max_delay_minutes`` is the longest time from an exception's deadline (its cause: the silence
   deadline, the carrier's scan, the claim) to when Shiplight raised it.
 """
@@ -268,8 +270,21 @@ def evaluate(truth_lines: list[dict[str, Any]], stored_lines: list[dict[str, Any
     }
 
 
-def _silences(shipment: dict[str, Any], end: datetime) -> tuple[set[str], set[str]]:
-    """(silence types that must be raised, those whose outcome depends on the grace)."""
+def _cross_border(shipment: dict[str, Any]) -> bool:
+    """The lane crosses a border: its two ends are in different countries (the merchant's
+    rule, as registered); a truth written before it named the ends falls back on the lane."""
+    ends = [(shipment.get(end) or {}).get("country") for end in ("origin", "destination")]
+    if all(ends):
+        return ends[0] != ends[1]
+    return bool(shipment["lane"].startswith("cn_"))
+
+
+def _silences(shipment: dict[str, Any], end: datetime, *, as_reported: bool = False) -> tuple[set[str], set[str]]:
+    """(silence types that must be raised, those whose outcome depends on the grace).
+
+    A loss ends the silence rules (a lost parcel is not also stalled) — against the truth
+    always, and ``as_reported`` only when a reporting format can say "lost": FedEx's "package
+    not located" reads as a hold, DHL's as a failed delivery, and the rules run on after those."""
     must: set[str] = set()
     maybe: set[str] = set()
     dropped = set(shipment.get("dropped_scans", []))
@@ -288,13 +303,15 @@ def _silences(shipment: dict[str, Any], end: datetime) -> tuple[set[str], set[st
     first = moves[0] if moves else end
     origin = shipment["scans"][0]["place"] or {}
     judge("no_first_scan", label_at, Rule.LABEL, origin.get("country"), origin.get("tz"), min(first, end))
-    cross_border = shipment["lane"].startswith("cn_")
+    cross_border = _cross_border(shipment)
     in_customs = False
     carrier_scans = [s for s in scans if s["kind"] != "label_created"]
     for index, scan in enumerate(carrier_scans):
         kind = scan["kind"]
         in_customs = (in_customs or kind in ("customs_started", "customs_hold")) and kind != "customs_cleared"
-        if kind in TERMINAL:
+        if kind in TERMINAL and (
+            kind != "lost" or not as_reported or "lost" in _reported_as(shipment, kind, _instant(scan["at"]))
+        ):
             break
         following = carrier_scans[index + 1 :]
         until = _instant(following[0]["at"]) if following else end
@@ -337,7 +354,7 @@ def _detection(
     for shipment in (line for line in truth_lines if line.get("type") == "shipment"):
         stored = stored_by_sim.get(shipment["sim_id"])
         raised = stored.get("exceptions", []) if stored else []
-        must, maybe = _silences(shipment, end)
+        must, maybe = _silences(shipment, end, as_reported=as_reported)
         for incident in shipment["incidents"]:
             at = _instant(incident["at"])
             if incident["type"] not in CARRIER_TYPES or at > end:

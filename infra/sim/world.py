@@ -185,6 +185,8 @@ class Journey:
             "push": self.lane.push,
             "polled": list(self.lane.polled),
             "label_at": self.label_at.isoformat(),
+            "origin": place(self.parcel.origin),
+            "destination": place(self.parcel.destination),
             "scans": [
                 {"kind": s.kind, "at": s.at.isoformat(), "leg": s.leg, "place": place(s.place)} for s in self.scans
             ],

@@ -154,3 +154,70 @@ def test_a_wrong_reading_and_an_event_nothing_happened_for_are_counted() -> None
     assert report["milestone_accuracy"] == 0.8
     assert report["milestone_accuracy_expressible"] == 0.8
     assert report["duplicates_stored"] == 1
+
+
+# ---------------------------------------------------------------------------- silences
+
+
+def parcel(
+    carrier: str,
+    lane: str,
+    origin: dict[str, str],
+    destination: dict[str, str],
+    scans: list[tuple[str, float]],
+    incidents: tuple[tuple[str, float], ...] = (),
+) -> list[dict[str, Any]]:
+    """One parcel of ``carrier`` (pushed and polled) from ``origin`` to ``destination``."""
+    header, line = truth([], [])
+    line |= {
+        "lane": lane,
+        "legs": [{"carrier": carrier, "tracking_number": NUMBER}],
+        "push": carrier,
+        "polled": [carrier],
+        "origin": origin,
+        "destination": destination,
+        "scans": [{"kind": kind, "at": at(hours), "leg": 0, "place": origin} for kind, hours in scans],
+        "incidents": [{"type": kind, "at": at(hours)} for kind, hours in incidents],
+    }
+    return [header, line]
+
+
+LEIPZIG = {"city": "Leipzig", "region": None, "postal_code": "04109", "country": "DE", "tz": "Europe/Berlin"}
+GRAZ = {"city": "Graz", "region": None, "postal_code": "8010", "country": "AT", "tz": "Europe/Vienna"}
+BERLIN = {"city": "Berlin", "region": None, "postal_code": "10115", "country": "DE", "tz": "Europe/Berlin"}
+# Tuesday 11:00 in Germany, then nothing for 60 hours: past a domestic lane's 48 business hours
+# (and its grace), short of a cross-border lane's 72
+QUIET = [("label_created", 0), ("picked_up", 2), ("in_transit", 20), ("arrived_hub", 80)]
+
+
+def test_a_lane_between_two_countries_is_judged_by_the_cross_border_threshold() -> None:
+    events = [("label_created", None, 0), ("picked_up", None, 2), ("in_transit", None, 20), ("arrived_hub", None, 80)]
+    # Given a DHL parcel from Leipzig to Graz (an EU lane, not a cross-border one by name) that
+    # raised no stall over its 60-hour gap
+    abroad = evaluate(parcel("dhl", "eu_dhl", LEIPZIG, GRAZ, QUIET), stored(events, [], "arrived_hub"))
+    # Then nothing was missed: between two countries the rule waits 72 business hours
+    assert "stalled" not in abroad["detection"]
+    # while the same gap from Leipzig to Berlin had to raise one
+    at_home = evaluate(parcel("dhl", "eu_dhl", LEIPZIG, BERLIN, QUIET), stored(events, [], "arrived_hub"))
+    assert at_home["detection"]["stalled"]["missed"] == 1
+
+
+def test_a_loss_the_format_reports_as_a_hold_leaves_the_silence_rules_running() -> None:
+    # Given a FedEx parcel lost at a hub: FedEx's "package not located" is a shipment exception,
+    # read as a hold, and two business days later Shiplight raised a stall
+    scans = [("label_created", 0), ("picked_up", 2), ("arrived_hub", 20), ("lost", 30)]
+    report = evaluate(
+        parcel("fedex", "us_fedex", RENO, RENO, scans, [("lost", 30)]),
+        stored(
+            [("label_created", None, 0), ("picked_up", None, 2), ("arrived_hub", None, 20), (None, "held", 30)],
+            [raised("held", hours=30.2, cause=30, received=30.1), raised("stalled", hours=78.1, cause=78)],
+            "arrived_hub",
+        ),
+    )
+    # Then against the truth the loss is missed and both alerts are extra (a lost parcel is not stalled)
+    assert report["detection"]["lost"]["missed"] == 1
+    assert report["detection"]["stalled"]["false_positives"] == 1
+    # and as FedEx reported it, the hold and the stall after it are the two alerts expected
+    for kind in ("held", "stalled"):
+        assert report["detection_as_reported"][kind]["true_positives"] == 1
+        assert report["detection_as_reported"][kind]["false_positives"] == 0
