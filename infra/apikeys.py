@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clock
 from shared.dal.apikeys import DynamoApiKeyStore
-from shared.logic.auth import create_api_key
+from shared.logic.api.auth import create_api_key
 from shared.models.apikeys import ApiKeyRecord
 
 if TYPE_CHECKING:

@@ -287,8 +287,8 @@ def poller_read_cost() -> dict[str, float]:
     from shared.dal.aws import client, reset_clients
     from shared.dal.carrier_api import Answer
     from shared.dal.shipments import Commit, DynamoShipmentStore
-    from shared.logic.cadence import shard_of
-    from shared.logic.poll import poll_due
+    from shared.logic.polling.cadence import shard_of
+    from shared.logic.polling.poller import poll_due
     from shared.models.canonical import Milestone
     from shared.models.shipment import Shipment, TrackingKey
 
@@ -423,8 +423,8 @@ def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, floa
     from shared.dal.codec import encode_item
     from shared.dal.items import bucket_hour, shipment_item, timer_bucket
     from shared.dal.timers import DynamoTimerIndex
-    from shared.logic.checker import CURSOR_LAG, check_timers
-    from shared.models.canonical import ExceptionType, Milestone, sortable_text
+    from shared.logic.timers.checker import CURSOR_LAG, check_timers
+    from shared.models.canonical import IncidentType, Milestone, sortable_text
     from shared.models.shipment import Shipment
 
     os.environ.update(
@@ -484,7 +484,7 @@ def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, floa
                 sequence=3,
                 version=4,
                 tracking_keys=["ups:1ZBENCH"],
-                silence_type=ExceptionType.STALLED,
+                silence_type=IncidentType.STALLED,
                 silence_anchor=now - timedelta(days=2),
                 silence_due_at=now,
                 timer_due_at=now,

@@ -96,7 +96,7 @@ def _key_store(args: argparse.Namespace) -> Any:
 def _cmd_api_key(args: argparse.Namespace, out: TextIO) -> int:
     from infra.apikeys import KeyStoreNotFound
     from shared.errors import ServiceError
-    from shared.logic.auth import create_api_key, revoke_api_key
+    from shared.logic.api.auth import create_api_key, revoke_api_key
 
     try:
         store = _key_store(args)

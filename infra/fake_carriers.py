@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from infra.formats.scan import Parcel, TrueScan
 from shared import clock
-from shared.logic.ratelimit import TokenBucket
+from shared.logic.polling.ratelimit import TokenBucket
 
 POLLED_SOURCES = ("ups", "fedex", "usps", "dhl", "seventeentrack")
 

@@ -3,7 +3,7 @@
 The processor is built on what its issue requires of it: Powertools' ``Logger``, ``Metrics``
 and ``BatchProcessor`` (partial batch responses), botocore to reach DynamoDB and EventBridge,
 and the canonical model in pydantic v2. This module imports exactly those, in the handler's
-order (the batch module before pydantic, see ``shared.logic.batch``), and builds one small
+order (the batch module before pydantic, see ``shared.logic.ingest.batch``), and builds one small
 model, so that ``make bench`` can print ``import_ratio.event_processor_floor``: how much of
 the processor's cold import is the libraries' and how much is Shiplight's own code.
 """

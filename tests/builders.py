@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from infra.formats.generic import generic_body, generic_event
 from shared.adapters.base import CodeMapping, ResolvedTime, build_event, location
 from shared.envelope import build_envelope
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone, TimeSource
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone, TimeSource
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -18,7 +18,7 @@ def scan(
     *,
     carrier: str = "ups",
     tracking_number: str = "1Z4Y0A190348261953",
-    exception: ExceptionType | None = None,
+    exception: IncidentType | None = None,
     raw_code: str | None = None,
     city: str = "LOUISVILLE",
 ) -> CanonicalEvent:

@@ -12,18 +12,18 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from shared.clock import isoformat_z
-from shared.dal.exceptions import Expect, exception_sk
+from shared.dal.incidents import Expect, incident_sk
 from shared.dal.items import event_sk
 from shared.dal.orders import OrderPage
 from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Commit, DueShipment
 from shared.errors import Conflict
-from shared.logic.auth import ApiKeyStore
-from shared.logic.merchant import OrderIndex
-from shared.logic.poll import DueIndex
-from shared.logic.process import EventPublisher, ShipmentStore
+from shared.logic.api.auth import ApiKeyStore
+from shared.logic.api.merchant import OrderIndex
+from shared.logic.ingest.process import EventPublisher, ShipmentStore
+from shared.logic.polling.poller import DueIndex
 from shared.models.apikeys import ApiKeyRecord
 from shared.models.canonical import sortable_text
-from shared.models.exceptions import ShipmentException
+from shared.models.incidents import Incident
 from shared.models.shipment import OutboxEntry, Partition, QuarantineRecord, Shipment, StoredEvent, TrackingKey
 
 
@@ -34,7 +34,7 @@ class InMemoryShipmentStore:
         self.outbox: dict[str, dict[int, OutboxEntry]] = {}
         self.tracking: dict[TrackingKey, str] = {}
         self.quarantined: list[QuarantineRecord] = []
-        self.exceptions: dict[str, dict[str, ShipmentException]] = {}  # shipment → sort key → exception
+        self.incidents: dict[str, dict[str, Incident]] = {}  # shipment → sort key → exception
         self.commits = 0
         self.index_reads = 0
         self.fail_next_commit: Exception | None = None
@@ -50,7 +50,7 @@ class InMemoryShipmentStore:
             shipment=shipment,
             events=list(self.events.get(shipment_id, {}).values()),
             outbox=sorted(self.outbox.get(shipment_id, {}).values(), key=lambda e: e.sequence),
-            exceptions=[self.exceptions[shipment_id][sk] for sk in sorted(self.exceptions.get(shipment_id, {}))],
+            incidents=[self.incidents[shipment_id][sk] for sk in sorted(self.incidents.get(shipment_id, {}))],
         )
 
     def commit(self, commit: Commit) -> None:
@@ -79,9 +79,9 @@ class InMemoryShipmentStore:
                 raise Conflict("absorbed shipment moved")
             if any(self.tracking.get(k) != absorbed.shipment.shipment_id for k in absorbed.repoint):
                 raise Conflict("tracking number moved")
-        for write in commit.exceptions:
-            held = self.exceptions.get(write.exception.shipment_id, {}).get(
-                exception_sk(write.exception.type, write.exception.episode)
+        for write in commit.incidents:
+            held = self.incidents.get(write.exception.shipment_id, {}).get(
+                incident_sk(write.exception.type, write.exception.episode)
             )
             if write.expect is Expect.NEW and held is not None:
                 raise Conflict("exception exists")
@@ -93,9 +93,9 @@ class InMemoryShipmentStore:
                 raise Conflict("exception already escalated")
         self.commits += 1
         self.shipments[shipment.shipment_id] = shipment
-        for write in commit.exceptions:
+        for write in commit.incidents:
             exception = write.exception
-            self.exceptions.setdefault(exception.shipment_id, {})[exception_sk(exception.type, exception.episode)] = (
+            self.incidents.setdefault(exception.shipment_id, {})[incident_sk(exception.type, exception.episode)] = (
                 exception
             )
         for key in commit.claim_keys:

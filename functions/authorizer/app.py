@@ -1,7 +1,7 @@
 """Lambda authorizer of the merchant routes (HTTP API, payload 2.0, simple responses).
 
 Authenticates the ``Authorization: Bearer <key>`` header against the hashed keys of the
-ApiKeys table and hands the verdict to the route (``shared.logic.auth`` explains why the
+ApiKeys table and hands the verdict to the route (``shared.logic.api.auth`` explains why the
 route, not this function, answers 401 and 403). Imports only the standard library and
 botocore. Never logs the header: only the verdict and the key id, which is not secret.
 """
@@ -9,7 +9,7 @@ botocore. Never logs the header: only the verdict and the key id, which is not s
 from typing import Any
 
 from shared.dal.apikeys import DynamoApiKeyStore
-from shared.logic.auth import authenticate, authorizer_response, identity_source
+from shared.logic.api.auth import authenticate, authorizer_response, identity_source
 from shared.observability import MetricsBatch, get_logger
 from shared.settings import AuthorizerSettings, load
 

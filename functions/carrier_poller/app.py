@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.logic.poll import run_poller
+from shared.logic.polling.poller import run_poller
 
 logger = Logger()
 metrics = Metrics()

@@ -6,8 +6,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import process_partial_response
 
-from shared.logic.batch import FlushingBatchProcessor  # before pydantic: see its docstring
-from shared.logic.process import ingest_batch
+from shared.logic.ingest.batch import FlushingBatchProcessor  # before pydantic: see its docstring
+from shared.logic.ingest.process import ingest_batch
 
 logger = Logger()
 metrics = Metrics()

@@ -12,9 +12,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.logic.merchant import json_answer, merchant_services, new_merchant_resolver, request_origin
-from shared.logic.ops import list_exceptions, ops_services, record_claim, refund_decision, resolve_exception
-from shared.logic.registration import get_shipment, list_shipments, register_from_body
+from shared.logic.api.merchant import json_answer, merchant_services, new_merchant_resolver, request_origin
+from shared.logic.merchant.ops import list_exceptions, ops_services, record_claim, refund_decision, resolve_exception
+from shared.logic.merchant.registration import get_shipment, list_shipments, register_from_body
 
 logger = Logger()
 metrics = Metrics()

@@ -7,8 +7,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.logic.api import new_resolver
-from shared.logic.tracking import public_reader, tracking_view
+from shared.logic.api.resolver import new_resolver
+from shared.logic.views.tracking import public_reader, tracking_view
 
 logger = Logger()
 metrics = Metrics()

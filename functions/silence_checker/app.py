@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.logic.checker import run_checker
+from shared.logic.timers.checker import run_checker
 
 logger = Logger()
 metrics = Metrics()

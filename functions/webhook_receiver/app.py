@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.errors import DependencyUnavailable, ServiceError
 from shared.http import error_response, json_response
-from shared.logic.ingest import receive_webhook
+from shared.logic.ingest.receive import receive_webhook
 from shared.observability import MetricsBatch, get_logger
 from shared.settings import IngressSettings, load
 from shared.sources import SOURCES

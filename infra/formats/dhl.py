@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from infra.formats.scan import CANONICAL, Leg, Parcel, Place, Reading, TrueScan
-from shared.models.canonical import ExceptionType, Milestone
+from shared.models.canonical import IncidentType, Milestone
 
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 # kind → (statusCode, status, description). Only the status values in mappings/dhl.toml carry
 # meaning beyond statusCode; the others are DHL-style free text, read as their statusCode.

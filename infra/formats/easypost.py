@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.formats.scan import CANONICAL, Parcel, Reading, TrueScan
-from shared.models.canonical import ExceptionType as X
+from shared.models.canonical import IncidentType as X
 from shared.models.canonical import Milestone as M
 
 

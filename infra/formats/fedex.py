@@ -25,9 +25,9 @@ from datetime import datetime
 from typing import Any
 
 from infra.formats.scan import CANONICAL, Parcel, Place, Reading, TrueScan
-from shared.models.canonical import ExceptionType, Milestone
+from shared.models.canonical import IncidentType, Milestone
 
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 
 @dataclass(frozen=True)

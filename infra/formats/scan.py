@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from shared.models.canonical import ExceptionType, Milestone
+from shared.models.canonical import IncidentType, Milestone
 
 # What can happen to a parcel, as the simulator and the builders name it.
 Kind = Literal[
@@ -39,8 +39,8 @@ Kind = Literal[
     "return_delivered",
 ]
 
-M, X = Milestone, ExceptionType
-Reading = tuple[Milestone | None, ExceptionType | None]
+M, X = Milestone, IncidentType
+Reading = tuple[Milestone | None, IncidentType | None]
 
 # The canonical reading each kind should get, whatever the source: a builder's RENDERS
 # may only narrow or substitute these where the source cannot say more (and must say so).

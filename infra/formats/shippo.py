@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.formats.scan import CANONICAL, Parcel, Place, Reading, TrueScan
-from shared.models.canonical import ExceptionType, Milestone
+from shared.models.canonical import IncidentType, Milestone
 
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 # kind → (status, substatus code, status_details), from Shippo's "Event definitions".
 # ``None`` substatus: Shippo sends ``"substatus": null`` (as in its test-mode examples).

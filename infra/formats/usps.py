@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra.formats.scan import CANONICAL, Leg, Parcel, Place, Reading, TrueScan
-from shared.models.canonical import ExceptionType, Milestone
+from shared.models.canonical import IncidentType, Milestone
 
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 # kind → (eventCode, eventType as USPS words it today). Codes: Pub 199 Appendix G-4.
 CODES: dict[str, tuple[str, str]] = {

@@ -46,7 +46,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from infra.formats.scan import CANONICAL, Reading
-from shared.logic.silence import Rule, silence_deadline
+from shared.logic.incidents.silence import Rule, silence_deadline
 from shared.models.canonical import RANK, REOPEN_TRANSITIONS, Milestone
 from shared.sources import get_source
 

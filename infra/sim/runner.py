@@ -241,6 +241,6 @@ def stored_line(sim_id: str, partition: Partition) -> dict[str, Any]:
                 "owner": e.owner.value,
                 "escalated": e.escalated_at is not None,
             }
-            for e in partition.exceptions
+            for e in partition.incidents
         ],
     }

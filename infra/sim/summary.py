@@ -63,7 +63,7 @@ def summarize(run: SimRun, partitions: dict[str, Partition]) -> dict[str, Any]:
     auto_resolved = 0
     open_by_owner: Counter[str] = Counter()
     for partition in {id(p): p for p in partitions.values()}.values():
-        for exception in partition.exceptions:
+        for exception in partition.incidents:
             raised[exception.type.value] += 1
             auto_resolved += exception.resolved_by is not None and exception.resolved_by.value == "auto"
             if exception.resolved_at is None:

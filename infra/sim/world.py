@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from infra.formats.scan import Leg, Parcel, Place, TrueScan
-from shared.logic.calendar import add_business_days, next_business_day
+from shared.calendar import add_business_days, next_business_day
 
 # ---------------------------------------------------------------------------- places
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from shared.errors import PayloadError
 from shared.models.canonical import (
     CanonicalEvent,
-    ExceptionType,
+    IncidentType,
     Location,
     Milestone,
     TimeSource,
@@ -57,7 +57,7 @@ class NormalizeResult:
 @dataclass(frozen=True)
 class CodeMapping:
     milestone: Milestone | None = None
-    exception: ExceptionType | None = None
+    exception: IncidentType | None = None
     # "This code says nothing finer than the coarser field beside it": the caller falls back.
     defer: bool = False
     # A coarse code that a finer one must not weaken (EasyPost's "delivered" status).
@@ -85,7 +85,7 @@ class MappingTable:
                     raise ValueError(f"{name}.{field_name}.{code}: unknown keys {sorted(unknown)}")
                 table[code] = CodeMapping(
                     milestone=Milestone(spec["milestone"]) if spec.get("milestone") else None,
-                    exception=ExceptionType(spec["exception"]) if spec.get("exception") else None,
+                    exception=IncidentType(spec["exception"]) if spec.get("exception") else None,
                     defer=bool(spec.get("defer", False)),
                     decisive=bool(spec.get("decisive", False)),
                 )

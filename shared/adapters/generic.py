@@ -22,7 +22,7 @@ from shared.adapters.base import (
     tracking_number,
 )
 from shared.errors import PayloadError
-from shared.models.canonical import CarrierId, ExceptionType
+from shared.models.canonical import CarrierId, IncidentType
 
 
 class _Input(BaseModel):
@@ -40,7 +40,7 @@ class GenericEvent(_Input):
     carrier: CarrierId
     tracking_number: Annotated[str, Field(min_length=1, max_length=64)]
     code: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,40}$")]
-    exception: ExceptionType | None = None
+    exception: IncidentType | None = None
     occurred_at: AwareDatetime
     location: GenericLocation | None = None
     description: Annotated[str, Field(max_length=500)] | None = None

@@ -29,7 +29,7 @@ def _record(item: dict[str, Any]) -> ApiKeyRecord:
 
 
 class DynamoApiKeyStore:
-    """``ApiKeyStore`` on DynamoDB (see ``shared.logic.auth``)."""
+    """``ApiKeyStore`` on DynamoDB (see ``shared.logic.api.auth``)."""
 
     def __init__(self, table_name: str) -> None:
         self.table = table_name

@@ -14,7 +14,7 @@ MAX_ENTRIES_PER_CALL = 10
 
 
 class EventBridgePublisher:
-    """``EventPublisher`` on EventBridge (see ``shared.logic.process``)."""
+    """``EventPublisher`` on EventBridge (see ``shared.logic.ingest.process``)."""
 
     def __init__(self, bus_name: str) -> None:
         self.bus_name = bus_name

@@ -8,7 +8,7 @@ item                        sk                              notes
 shipment record             ``META``                        derived state + ``version``
 timeline event              ``EVT#<instant>#<event_id>``    sorted by instant; id = dedup
 outbox entry                ``OUT#<sequence>``              deleted once on the bus
-exception                   ``EXC#<type>#<episode>``        ``shared.dal.exceptions``
+exception                   ``EXC#<type>#<episode>``        ``shared.dal.incidents``
 ==========================  ==============================  ===============================
 
 Beside them: ``pk = TRK#<carrier>#<tracking number>`` items map every tracking number

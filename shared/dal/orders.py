@@ -23,7 +23,7 @@ class OrderPage:
 
 
 class DynamoOrderIndex:
-    """``OrderIndex`` on DynamoDB (see ``shared.logic.registration``)."""
+    """``OrderIndex`` on DynamoDB (see ``shared.logic.merchant.registration``)."""
 
     def __init__(self, table_name: str) -> None:
         self.table = table_name

@@ -13,12 +13,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.clock import isoformat_z
 from shared.dal.aws import aws_call, client, query_pages, translate
 from shared.dal.codec import decode_item, encode, encode_item
-from shared.dal.exceptions import (
+from shared.dal.incidents import (
     EXCEPTION_PREFIX,
-    ExceptionWrite,
     Expect,
-    exception_from_item,
-    exception_item,
+    IncidentWrite,
+    incident_from_item,
+    incident_item,
     lookup_item,
 )
 from shared.dal.items import (
@@ -113,14 +113,14 @@ class Commit:
     claim_keys: list[TrackingKey] = field(default_factory=list)  # tracking numbers to map to it
     absorb: list[Absorbed] = field(default_factory=list)
     replace_events: list[Reread] = field(default_factory=list)  # better readings of stored scans
-    exceptions: list[ExceptionWrite] = field(default_factory=list)  # of this or an absorbed shipment
+    incidents: list[IncidentWrite] = field(default_factory=list)  # of this or an absorbed shipment
 
     @property
     def size(self) -> int:
         """Items in the transaction (at most ``MAX_TRANSACTION_ITEMS``)."""
         absorbed = sum(1 + len(a.repoint) for a in self.absorb)
         rereads = sum(r.size for r in self.replace_events)
-        exceptions = sum(w.size for w in self.exceptions)
+        exceptions = sum(w.size for w in self.incidents)
         return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + rereads + exceptions
 
 
@@ -141,7 +141,7 @@ def _until_processed(
 
 
 class DynamoShipmentStore:
-    """``ShipmentStore`` on DynamoDB (see ``shared.logic.process``)."""
+    """``ShipmentStore`` on DynamoDB (see ``shared.logic.ingest.process``)."""
 
     def __init__(self, table_name: str) -> None:
         self.table = table_name
@@ -177,7 +177,7 @@ class DynamoShipmentStore:
             shipment=shipment_from_item(meta),
             events=[event_from_item(item) for item in items if item["sk"].startswith(EVENT_PREFIX)],
             outbox=[outbox_from_item(item) for item in items if item["sk"].startswith(OUTBOX_PREFIX)],
-            exceptions=[exception_from_item(item) for item in items if item["sk"].startswith(EXCEPTION_PREFIX)],
+            incidents=[incident_from_item(item) for item in items if item["sk"].startswith(EXCEPTION_PREFIX)],
         )
 
     def due_for_poll(self, shard: str, now: datetime, page_size: int = 100) -> Iterator[DueShipment]:
@@ -305,8 +305,8 @@ class DynamoShipmentStore:
             )
         for entry in commit.outbox:
             actions.append(self._put(outbox_item(entry), "attribute_not_exists(pk)"))
-        for write in commit.exceptions:
-            item = exception_item(write.exception)
+        for write in commit.incidents:
+            item = incident_item(write.exception)
             if write.expect is Expect.NEW:
                 actions.append(self._put(item, "attribute_not_exists(pk)"))
                 actions.append(self._put(lookup_item(write.exception), "attribute_not_exists(pk)"))

@@ -20,11 +20,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.dal.aws import aws_call, client, query_pages, translate
 from shared.dal.codec import decode_item, encode
-from shared.dal.exceptions import exception_from_item
+from shared.dal.incidents import incident_from_item
 from shared.dal.items import META, OUTBOX_PREFIX, outbox_from_item, shipment_from_item, shipment_pk, timer_bucket
 from shared.dal.shipments import DynamoShipmentStore
 from shared.models.canonical import sortable_text
-from shared.models.exceptions import ShipmentException
+from shared.models.incidents import Incident
 from shared.models.shipment import OutboxEntry, Shipment
 
 TIMER_INDEX = "ByTimer"
@@ -41,7 +41,7 @@ class Timer:
 
 
 class DynamoTimerIndex(DynamoShipmentStore):
-    """``TimerIndex`` on DynamoDB (see ``shared.logic.checker``).
+    """``TimerIndex`` on DynamoDB (see ``shared.logic.timers.checker``).
 
     ``remembered`` is a warm container's memory of the cursor, per table: the hour this
     container last read or moved it to. The stored cursor never moves back, so what a
@@ -116,7 +116,7 @@ class DynamoTimerIndex(DynamoShipmentStore):
             )
         return shipment_from_item(decode_item(item)) if item else None
 
-    def read_exception(self, shipment_id: str, sk: str) -> ShipmentException | None:
+    def read_exception(self, shipment_id: str, sk: str) -> Incident | None:
         with aws_call("read an exception"):
             item = (
                 client("dynamodb")
@@ -127,7 +127,7 @@ class DynamoTimerIndex(DynamoShipmentStore):
                 )
                 .get("Item")
             )
-        return exception_from_item(decode_item(item)) if item else None
+        return incident_from_item(decode_item(item)) if item else None
 
     def pending_outbox(self, shipment_id: str) -> list[OutboxEntry]:
         request: dict[str, Any] = {

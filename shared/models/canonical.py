@@ -63,7 +63,7 @@ REOPEN_TRANSITIONS: frozenset[tuple[Milestone, Milestone]] = frozenset(
 TERMINAL: frozenset[Milestone] = frozenset({Milestone.DELIVERED, Milestone.RETURN_DELIVERED})
 
 
-class ExceptionType(StrEnum):
+class IncidentType(StrEnum):
     """Something went wrong (DESIGN §2.2)."""
 
     NO_FIRST_SCAN = "no_first_scan"
@@ -139,7 +139,7 @@ class CanonicalEvent(BaseModel):
     carrier: CarrierId
     tracking_number: TrackingNumber
     milestone: Milestone | None
-    exception: ExceptionType | None
+    exception: IncidentType | None
     occurred_at: UtcInstant
     occurred_at_local: LocalTime | None
     time_source: TimeSource
@@ -186,7 +186,7 @@ def compute_event_id(
     tracking_number: str,
     occurred_at: datetime,
     milestone: Milestone | None,
-    exception: ExceptionType | None,
+    exception: IncidentType | None,
     raw_code: str,
 ) -> str:
     """The deterministic identity of a scan: the same scan gives the same id whichever

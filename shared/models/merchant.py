@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.models.canonical import ExceptionType, LocalTime, Location, Milestone, TimeSource, UtcInstant
+from shared.models.canonical import IncidentType, LocalTime, Location, Milestone, TimeSource, UtcInstant
 from shared.models.ops import QueueRow
 from shared.models.parties import Address, CustomerContact
 from shared.models.views import PublicLeg
@@ -22,7 +22,7 @@ class MerchantEvent(BaseModel):
     carrier: str
     tracking_number: str
     milestone: Milestone | None
-    exception: ExceptionType | None
+    exception: IncidentType | None
     occurred_at: UtcInstant
     occurred_at_local: LocalTime | None
     time_source: TimeSource

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
-from shared.models.canonical import ExceptionType, LocalTime, Milestone, UtcInstant
-from shared.models.exceptions import ExceptionStatus, Owner, ResolvedBy
+from shared.models.canonical import IncidentType, LocalTime, Milestone, UtcInstant
+from shared.models.incidents import IncidentStatus, Owner, ResolvedBy
 
 # Control characters other than tab and line breaks have no business in a note or a claim.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -89,7 +89,7 @@ class LastScan(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     milestone: Milestone | None
-    exception: ExceptionType | None
+    exception: IncidentType | None
     description: str | None
     place: QueuePlace | None
     occurred_at: UtcInstant
@@ -116,8 +116,8 @@ class QueueRow(BaseModel):
     carrier: str
     tracking_number: str
     tracking_numbers: list[TrackingLeg]
-    type: ExceptionType
-    status: ExceptionStatus
+    type: IncidentType
+    status: IncidentStatus
     owner: Owner
     escalated: bool
     escalated_at: UtcInstant | None

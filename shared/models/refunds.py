@@ -1,5 +1,5 @@
 """Refund and claim decisions (``GET /v1/shipments/{id}/refund-decision``) and the tracking
-page's "when to contact support" advice: the output models of ``shared.logic.refunds``."""
+page's "when to contact support" advice: the output models of ``shared.logic.refunds.rules``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.models.canonical import ExceptionType, Milestone, UtcInstant
+from shared.models.canonical import IncidentType, Milestone, UtcInstant
 
 
 class Decision(StrEnum):
@@ -40,7 +40,7 @@ class EvidenceEvent(BaseModel):
 
     event_id: str
     milestone: Milestone | None
-    exception: ExceptionType | None
+    exception: IncidentType | None
     occurred_at: str
     description: str | None
     place: str | None

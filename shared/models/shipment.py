@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone, SortableInstant, UtcInstant
-from shared.models.exceptions import ScanSummary, ShipmentException
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone, SortableInstant, UtcInstant
+from shared.models.incidents import Incident, ScanSummary
 from shared.models.parties import Address, CustomerContact
 
 
@@ -94,13 +94,13 @@ class Shipment(BaseModel):
     customer: CustomerContact | None = None
     locale: str | None = None  # BCP 47
     time_zone: str | None = None  # IANA, the customer's
-    # Exceptions (shared.logic.exceptions, shared.logic.silence): the types open now, the last
+    # Exceptions (shared.logic.incidents.playbooks, shared.logic.incidents.silence): the types open now, the last
     # scan, the silence rule running (its anchor: the scan or label it counts from; its
     # deadline in business time, grace included), and the checker's timer — the ByTimer
     # index keys, present only while the checker must look at this shipment.
     open_exceptions: list[str] = []
     last_scan: ScanSummary | None = None
-    silence_type: ExceptionType | None = None
+    silence_type: IncidentType | None = None
     silence_anchor: UtcInstant | None = None
     silence_due_at: UtcInstant | None = None
     timer_due_at: SortableInstant | None = None
@@ -161,7 +161,7 @@ class Partition:
     shipment: Shipment
     events: list[StoredEvent] = field(default_factory=list)
     outbox: list[OutboxEntry] = field(default_factory=list)
-    exceptions: list[ShipmentException] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

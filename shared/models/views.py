@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.models.canonical import ExceptionType, LocalTime, Milestone, UtcInstant
+from shared.models.canonical import IncidentType, LocalTime, Milestone, UtcInstant
 
 STATUS_LABELS: dict[Milestone | None, str] = {
     None: "Waiting for the first update",
@@ -49,7 +49,7 @@ class PublicEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     milestone: Milestone | None
-    exception: ExceptionType | None
+    exception: IncidentType | None
     occurred_at: UtcInstant
     occurred_at_local: LocalTime | None
     location: PublicPlace | None

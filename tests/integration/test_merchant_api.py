@@ -28,13 +28,13 @@ from shared.dal.codec import encode_item
 from shared.dal.orders import DynamoOrderIndex
 from shared.dal.shipments import Commit, DynamoShipmentStore
 from shared.errors import Conflict
-from shared.logic.auth import create_api_key, revoke_api_key
-from shared.logic.cadence import DEFAULT_POLICY
-from shared.logic.commit import CommitOptions
-from shared.logic.process import Staged, commit_batch
-from shared.logic.registration import parse_registration, register_shipment
+from shared.logic.api.auth import create_api_key, revoke_api_key
+from shared.logic.ingest.parcels import CommitOptions
+from shared.logic.ingest.process import Staged, commit_batch
+from shared.logic.merchant.registration import parse_registration, register_shipment
+from shared.logic.polling.cadence import DEFAULT_POLICY
 from shared.models.apikeys import ApiKeyRecord
-from shared.models.canonical import ExceptionType, Milestone
+from shared.models.canonical import IncidentType, Milestone
 from tests.builders import T0, generic_scans, scan
 from tests.integration.conftest import Deployed, Response
 
@@ -416,7 +416,7 @@ def test_a_registered_label_without_a_first_scan_is_raised_by_the_silence_checke
     # (the weekend skipped) plus one poll cycle of grace, and asked the checker to look shortly
     grace = DEFAULT_POLICY.awaiting_first_scan * (1 + DEFAULT_POLICY.jitter)
     due = datetime(2026, 12, 8, 11, 0, tzinfo=reno) + grace
-    assert record.shipment.silence_type is ExceptionType.NO_FIRST_SCAN
+    assert record.shipment.silence_type is IncidentType.NO_FIRST_SCAN
     assert record.shipment.silence_due_at == due
     assert record.shipment.timer_due_at is not None
     assert record.shipment.timer_due_at <= frozen_clock.now() + timedelta(minutes=2)
@@ -434,8 +434,8 @@ def test_a_registered_label_without_a_first_scan_is_raised_by_the_silence_checke
     # Then one no_first_scan exception is open on the registered shipment, announced with its order
     after = DynamoShipmentStore(deployed.stack.ref("ShipmentsTable")).load(shipment_id)
     assert after is not None
-    (missing,) = after.exceptions
-    assert missing.type is ExceptionType.NO_FIRST_SCAN and missing.is_open
+    (missing,) = after.incidents
+    assert missing.type is IncidentType.NO_FIRST_SCAN and missing.is_open
     assert timedelta(0) <= missing.raised_at - due <= timedelta(minutes=15)
     (raised,) = [e for e in deployed.bus_events() if e["detail-type"] == "Shipment Exception Raised"]
     assert raised["detail"]["order_id"] == "ORD-1001"

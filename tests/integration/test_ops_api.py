@@ -19,7 +19,7 @@ from infra.local.template import Template
 from shared import clock
 from shared.clock import FrozenClock
 from shared.dal.apikeys import DynamoApiKeyStore
-from shared.logic.auth import create_api_key
+from shared.logic.api.auth import create_api_key
 from tests.builders import T0
 from tests.integration.conftest import SECRETS, Deployed, Response
 

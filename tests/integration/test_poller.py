@@ -18,7 +18,7 @@ from infra.local.stack import aws_client, deploy
 from infra.local.template import Template
 from shared import clock
 from shared.clock import FrozenClock
-from shared.logic.cadence import RUN_PERIOD
+from shared.logic.polling.cadence import RUN_PERIOD
 from tests.integration.conftest import SECRETS, Deployed
 
 START = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)

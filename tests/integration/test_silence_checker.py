@@ -17,14 +17,14 @@ from infra.local.template import ScheduleSource
 from shared import clock
 from shared.dal.aws import client
 from shared.dal.bus import EventBridgePublisher
-from shared.dal.exceptions import DynamoExceptionStore
+from shared.dal.incidents import DynamoIncidentStore
 from shared.dal.shipments import Commit, DynamoShipmentStore
 from shared.dal.timers import DynamoTimerIndex
 from shared.errors import Conflict
-from shared.logic.cadence import DEFAULT_POLICY
-from shared.logic.checker import Checker
-from shared.models.canonical import ExceptionType
-from shared.models.exceptions import ExceptionStatus, Owner, ResolvedBy
+from shared.logic.polling.cadence import DEFAULT_POLICY
+from shared.logic.timers.checker import Checker
+from shared.models.canonical import IncidentType
+from shared.models.incidents import IncidentStatus, Owner, ResolvedBy
 from shared.models.shipment import Partition, Shipment, TrackingKey
 from tests.integration.conftest import Deployed
 
@@ -111,7 +111,7 @@ def test_a_stall_is_raised_within_15_minutes_of_its_business_day_deadline(
     # Then its deadline skips Thanksgiving and the weekend: 7 h on Wednesday, Friday, 17 h on
     # Monday make 48 business hours, plus one poll cycle of grace
     expected = datetime(2026, 11, 30, 17, 0, tzinfo=RENO) + IN_TRANSIT_GRACE
-    assert record.silence_type is ExceptionType.STALLED
+    assert record.silence_type is IncidentType.STALLED
     assert record.silence_due_at == expected
     # and the index kept the earlier timer of the first scan (lazy: the checker re-arms it)
     assert record.timer_due_at == datetime(2026, 11, 27, 17, 0, tzinfo=RENO) + IN_TRANSIT_GRACE
@@ -120,14 +120,14 @@ def test_a_stall_is_raised_within_15_minutes_of_its_business_day_deadline(
     # When the checker ticks every 5 minutes through both (starting off its phase)
     frozen.set(record.timer_due_at - timedelta(minutes=12))
     tick_until(deployed, frozen, record.timer_due_at + timedelta(minutes=10))
-    assert partition(deployed).exceptions == []
+    assert partition(deployed).incidents == []
     assert partition(deployed).shipment.timer_due_at == expected  # re-armed at the real deadline
     frozen.set(expected - timedelta(hours=1, minutes=2))
     tick_until(deployed, frozen, expected + timedelta(minutes=20))
 
     # Then exactly one stalled exception, raised in [deadline, deadline + 15 min]
-    (exception,) = partition(deployed).exceptions
-    assert exception.type is ExceptionType.STALLED and exception.is_open
+    (exception,) = partition(deployed).incidents
+    assert exception.type is IncidentType.STALLED and exception.is_open
     assert exception.cause_at == expected
     assert timedelta(0) <= exception.raised_at - expected <= timedelta(minutes=15)
     assert exception.owner is Owner.CARRIER_DESK
@@ -159,7 +159,7 @@ def test_no_exception_when_a_scan_came_before_the_deadline_even_late_and_out_of_
     tick_until(deployed, frozen, first_deadline - timedelta(minutes=10))
     send(deployed, ("in_transit", made))
     tick_until(deployed, frozen, first_deadline + timedelta(hours=6))
-    assert partition(deployed).exceptions == []
+    assert partition(deployed).incidents == []
     assert exception_events(deployed) == []
     # (made on Thursday 15:50: 48 business hours end on Monday 15:50)
     assert partition(deployed).shipment.silence_due_at == datetime(2026, 12, 7, 15, 50, tzinfo=RENO) + IN_TRANSIT_GRACE
@@ -171,7 +171,7 @@ def test_a_silence_clears_itself_when_the_parcel_moves_and_the_next_one_is_armed
     deadline = picked_up_on_monday(deployed, frozen)
     frozen.set(deadline - TICK)
     tick_until(deployed, frozen, deadline + timedelta(minutes=10))
-    (stalled,) = partition(deployed).exceptions
+    (stalled,) = partition(deployed).incidents
     assert stalled.is_open
     # When the parcel is scanned again
     moved = frozen.now() + timedelta(hours=2)
@@ -179,8 +179,8 @@ def test_a_silence_clears_itself_when_the_parcel_moves_and_the_next_one_is_armed
     send(deployed, ("arrived_hub", moved))
     # Then the stall is resolved by that scan, announced, and a new silence counts from it
     after = partition(deployed)
-    (cleared,) = after.exceptions
-    assert cleared.status is ExceptionStatus.RESOLVED and cleared.resolved_by is ResolvedBy.AUTO
+    (cleared,) = after.incidents
+    assert cleared.status is IncidentStatus.RESOLVED and cleared.resolved_by is ResolvedBy.AUTO
     assert cleared.resolving_event_id is not None
     assert after.shipment.open_exceptions == []
     assert after.shipment.silence_due_at == moved + timedelta(hours=48) + IN_TRANSIT_GRACE
@@ -196,17 +196,17 @@ def test_no_first_scan_counts_from_the_label_and_a_pickup_clears_it(
     send(deployed, ("packed", friday))  # the warehouse's label: not a carrier scan
     record = partition(deployed).shipment
     grace = DEFAULT_POLICY.awaiting_first_scan * (1 + DEFAULT_POLICY.jitter)
-    assert record.silence_type is ExceptionType.NO_FIRST_SCAN
+    assert record.silence_type is IncidentType.NO_FIRST_SCAN
     assert record.silence_due_at == datetime(2026, 12, 8, 11, 0, tzinfo=RENO) + grace  # Tuesday: weekend skipped
     frozen.set(record.silence_due_at - TICK)
     tick_until(deployed, frozen, record.silence_due_at + timedelta(minutes=15))
-    (missing,) = partition(deployed).exceptions
-    assert missing.type is ExceptionType.NO_FIRST_SCAN and missing.owner is Owner.WAREHOUSE
+    (missing,) = partition(deployed).incidents
+    assert missing.type is IncidentType.NO_FIRST_SCAN and missing.owner is Owner.WAREHOUSE
     frozen.advance(timedelta(hours=1))
     send(deployed, ("handed_to_carrier", frozen.now() - timedelta(minutes=30)))
-    (cleared,) = partition(deployed).exceptions
+    (cleared,) = partition(deployed).incidents
     assert not cleared.is_open
-    assert partition(deployed).shipment.silence_type is ExceptionType.STALLED
+    assert partition(deployed).shipment.silence_type is IncidentType.STALLED
 
 
 def test_two_checkers_at_once_and_a_retry_raise_one_exception(deployed: Deployed, frozen: clock.FrozenClock) -> None:
@@ -235,7 +235,7 @@ def test_two_checkers_at_once_and_a_retry_raise_one_exception(deployed: Deployed
     # a retried run (same instant) finds nothing to do
     retry = Checker(index=DynamoTimerIndex(table), publisher=publisher, now=frozen.now()).run()
     assert not any(k.startswith("raised.") for k in retry.counts)
-    assert len(partition(deployed).exceptions) == 1
+    assert len(partition(deployed).incidents) == 1
     assert [e["detail-type"] for e in exception_events(deployed)] == ["Shipment Exception Raised"]
 
 
@@ -245,15 +245,15 @@ def test_an_exception_past_its_sla_is_escalated_once(deployed: Deployed, frozen:
     send(deployed, ("picked_up", monday - timedelta(hours=5)), ("out_for_delivery", monday - timedelta(hours=1)))
     frozen.advance(timedelta(hours=2))
     send(deployed, ("note", monday + timedelta(hours=1)), exception="address_issue")
-    (issue,) = partition(deployed).exceptions
-    assert issue.type is ExceptionType.ADDRESS_ISSUE and issue.owner is Owner.SUPPORT
+    (issue,) = partition(deployed).incidents
+    assert issue.type is IncidentType.ADDRESS_ISSUE and issue.owner is Owner.SUPPORT
     assert issue.sla_due_at == frozen.now() + timedelta(hours=8)
     tick_until(deployed, frozen, issue.sla_due_at + timedelta(minutes=30))
-    (escalated,) = partition(deployed).exceptions
+    (escalated,) = partition(deployed).incidents
     assert escalated.escalated_at is not None
     assert timedelta(0) <= escalated.escalated_at - issue.sla_due_at <= timedelta(minutes=5)
     assert escalated.owner is Owner.OPS and escalated.escalated_from is Owner.SUPPORT
-    queue = DynamoExceptionStore(deployed.stack.ref("ShipmentsTable")).list_queue(owners=[Owner.OPS])
+    queue = DynamoIncidentStore(deployed.stack.ref("ShipmentsTable")).list_queue(owners=[Owner.OPS])
     assert [e.exception_id for e in queue.items] == [issue.exception_id]
     kinds = [e["detail-type"] for e in exception_events(deployed)]
     assert kinds == ["Shipment Exception Raised", "Shipment Exception Escalated"]
@@ -286,8 +286,8 @@ def test_a_checker_that_was_down_catches_up_from_its_cursor(deployed: Deployed, 
     # When it runs again, it reads every hour since its cursor and raises both
     check(deployed)
     for number in ("1Z4Y0A190348261953", "1Z4Y0A190348261954"):
-        (stalled,) = partition(deployed, number).exceptions
-        assert stalled.type is ExceptionType.STALLED and stalled.raised_at == frozen.now()
+        (stalled,) = partition(deployed, number).incidents
+        assert stalled.type is IncidentType.STALLED and stalled.raised_at == frozen.now()
     # and the next run is back to a handful of Queries
     calls: list[str] = []
 
@@ -317,8 +317,8 @@ def test_a_record_that_keeps_changing_is_left_due_and_the_cursor_waits(
     assert DynamoTimerIndex(table).read_cursor() == cursor_before
     # Then the next run raises it
     Checker(index=DynamoTimerIndex(table), publisher=publisher, now=frozen.now() + TICK).run()
-    (stalled,) = partition(deployed).exceptions
-    assert stalled.type is ExceptionType.STALLED
+    (stalled,) = partition(deployed).incidents
+    assert stalled.type is IncidentType.STALLED
 
 
 def test_a_warm_checker_remembers_its_cursor_and_still_finds_a_late_timer(
@@ -349,5 +349,5 @@ def test_a_warm_checker_remembers_its_cursor_and_still_finds_a_late_timer(
     assert remembered[table] == DynamoTimerIndex(table).read_cursor()
     # and a stalled parcel's deadline two business days on is still raised by the warm container
     Checker(index=DynamoTimerIndex(table, remembered), publisher=publisher, now=deadline + TICK).run()
-    (stalled,) = partition(deployed).exceptions
-    assert stalled.type is ExceptionType.STALLED
+    (stalled,) = partition(deployed).incidents
+    assert stalled.type is IncidentType.STALLED

@@ -13,8 +13,8 @@ from infra.local.stack import deploy
 from infra.local.template import Template
 from shared.dal.shipments import Absorbed, Commit, DynamoShipmentStore, Reread
 from shared.errors import Conflict
-from shared.logic.poll import DueIndex
-from shared.logic.process import ShipmentStore
+from shared.logic.ingest.process import ShipmentStore
+from shared.logic.polling.poller import DueIndex
 from shared.models.canonical import Milestone
 from shared.models.shipment import OutboxEntry, Shipment, StoredEvent, TrackingKey
 from tests.builders import T0, scan

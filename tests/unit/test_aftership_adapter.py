@@ -14,13 +14,13 @@ from infra.formats.scan import CANONICAL, Leg, Parcel, Place, TrueScan
 from shared.adapters import aftership
 from shared.adapters.base import CodeMapping, LegLink, MappingTable, NormalizeResult
 from shared.errors import PayloadError, Unauthorized
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone, TimeSource
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone, TimeSource
 from shared.models.shipment import TrackingKey
 from shared.sources import AFTERSHIP_SIGNATURE
 from tests.conftest import event_bytes
 
 RECEIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 
 def normalize(name: str) -> NormalizeResult:

@@ -15,7 +15,7 @@ from infra.local.gateway import http_event
 from infra.local.template import HttpAuthorizer, Route, Template
 from shared.clock import FrozenClock
 from shared.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from shared.logic.auth import (
+from shared.logic.api.auth import (
     MALFORMED,
     REVOKED,
     UNKNOWN,
@@ -27,7 +27,7 @@ from shared.logic.auth import (
     require_merchant,
     revoke_api_key,
 )
-from shared.logic.merchant import new_merchant_resolver
+from shared.logic.api.merchant import new_merchant_resolver
 from shared.models.apikeys import key_digest, parse_api_key
 from tests.builders import T0
 from tests.fakes import InMemoryApiKeyStore

@@ -36,7 +36,7 @@ from shared.dal.carrier_api import (
     retry_after_seconds,
 )
 from shared.errors import DependencyUnavailable
-from shared.logic.ratelimit import TokenBucket
+from shared.logic.polling.ratelimit import TokenBucket
 
 UPS = {"client_id": "ups-id", "client_secret": "ups-secret"}
 FEDEX = {"client_id": "fedex-id", "client_secret": "fedex-secret"}

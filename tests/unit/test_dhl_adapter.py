@@ -13,13 +13,13 @@ from infra.formats.scan import CANONICAL, Leg, Parcel, Place, TrueScan
 from shared.adapters import dhl
 from shared.adapters.base import LegLink, MappingTable, NormalizeResult
 from shared.errors import PayloadError, Unauthorized
-from shared.models.canonical import ExceptionType, Milestone, TimeSource
+from shared.models.canonical import IncidentType, Milestone, TimeSource
 from shared.models.shipment import TrackingKey
 from shared.sources import DHL_CREDENTIAL
 from tests.conftest import REFERENCE_PAYLOADS, event_bytes
 
 RECEIVED = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 
 def normalize(name: str) -> NormalizeResult:

@@ -10,7 +10,7 @@ import pytest
 from shared.adapters import easypost
 from shared.adapters.base import MappingTable
 from shared.errors import PayloadError
-from shared.models.canonical import ExceptionType, Milestone, TimeSource
+from shared.models.canonical import IncidentType, Milestone, TimeSource
 from tests.conftest import REFERENCE_PAYLOADS, event_bytes
 
 RECEIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -52,9 +52,9 @@ def test_failed_attempt_weather_delay_and_delivery() -> None:
     assert by_code == [
         (Milestone.LABEL_CREATED, None),
         (Milestone.PICKED_UP, None),
-        (None, ExceptionType.DELAYED),  # a delay notice is not a movement
+        (None, IncidentType.DELAYED),  # a delay notice is not a movement
         (Milestone.OUT_FOR_DELIVERY, None),
-        (Milestone.DELIVERY_FAILED, ExceptionType.DELIVERY_FAILED),
+        (Milestone.DELIVERY_FAILED, IncidentType.DELIVERY_FAILED),
         (Milestone.OUT_FOR_DELIVERY, None),
         # "delivered" with the detail "arrived_at_destination": the stronger milestone wins
         (Milestone.DELIVERED, None),

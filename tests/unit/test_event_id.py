@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters import easypost
-from shared.models.canonical import ExceptionType, Milestone, compute_event_id, reading_strength
+from shared.models.canonical import IncidentType, Milestone, compute_event_id, reading_strength
 from tests.builders import scan
 from tests.conftest import event_bytes
 
@@ -56,7 +56,7 @@ def test_different_scans_get_different_ids() -> None:
                 scan(Milestone.OUT_FOR_DELIVERY, 10).event_id,  # another kind of scan
                 scan(Milestone.ARRIVED_HUB, 10, tracking_number="1Z999").event_id,  # another parcel
                 scan(Milestone.ARRIVED_HUB, 10, carrier="fedex").event_id,  # another carrier
-                scan(None, 10, exception=ExceptionType.DELAYED).event_id,  # a notice
+                scan(None, 10, exception=IncidentType.DELAYED).event_id,  # a notice
             }
         )
         == 6

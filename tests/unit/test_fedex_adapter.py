@@ -13,12 +13,12 @@ from infra.formats.scan import CANONICAL, Leg, Parcel, Place, TrueScan
 from shared.adapters import fedex
 from shared.adapters.base import LegLink, MappingTable, NormalizeResult
 from shared.errors import PayloadError, Unauthorized
-from shared.models.canonical import ExceptionType, Milestone, TimeSource
+from shared.models.canonical import IncidentType, Milestone, TimeSource
 from shared.models.shipment import TrackingKey
 from shared.sources import FEDEX_SIGNATURE
 from tests.conftest import REFERENCE_PAYLOADS, event_bytes, event_json
 
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 RECEIVED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
@@ -30,7 +30,7 @@ def normalize_json(document: Any) -> NormalizeResult:
     return fedex.normalize(json.dumps(document).encode(), received_at=RECEIVED)
 
 
-def readings(result: NormalizeResult) -> list[tuple[Milestone | None, ExceptionType | None]]:
+def readings(result: NormalizeResult) -> list[tuple[Milestone | None, IncidentType | None]]:
     return [(e.milestone, e.exception) for e in result.events]
 
 
@@ -327,7 +327,7 @@ def test_unknown_codes_are_kept_reported_and_fall_back_on_the_derived_status() -
         ("CA", (None, None)),
     ],
 )
-def test_bare_codes_relayed_by_aggregators(code: str, reading: tuple[Milestone | None, ExceptionType | None]) -> None:
+def test_bare_codes_relayed_by_aggregators(code: str, reading: tuple[Milestone | None, IncidentType | None]) -> None:
     # Given a FedEx eventType as EasyPost relays it in carrier_code
     mapping = fedex.map_carrier_code(code)
     # Then it maps as FedEx's own table says

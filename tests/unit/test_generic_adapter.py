@@ -8,7 +8,7 @@ import pytest
 
 from shared.adapters import generic
 from shared.errors import PayloadError
-from shared.models.canonical import ExceptionType, Milestone, TimeSource
+from shared.models.canonical import IncidentType, Milestone, TimeSource
 from tests.conftest import event_bytes
 
 RECEIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ def test_own_fleet_failed_delivery_with_address_issue_note_and_unknown_code() ->
     assert ofd.milestone is Milestone.OUT_FOR_DELIVERY
     assert ofd.location
     assert ofd.location.country == "FR"
-    assert (failed.milestone, failed.exception) == (Milestone.DELIVERY_FAILED, ExceptionType.ADDRESS_ISSUE)
+    assert (failed.milestone, failed.exception) == (Milestone.DELIVERY_FAILED, IncidentType.ADDRESS_ISSUE)
     assert failed.raw_code == "delivery_failed/address_issue"
     assert (note.milestone, note.exception) == (None, None)
     assert wrapped.milestone is None

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from shared.errors import MalformedPayload, PayloadTooLarge
-from shared.logic.ingest import request_body
+from shared.logic.ingest.receive import request_body
 from shared.settings import IngressSettings, SettingsError, load
 
 LIMIT = 256 * 1024

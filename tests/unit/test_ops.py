@@ -11,11 +11,12 @@ import pytest
 
 from shared import clock
 from shared.clock import FrozenClock, isoformat_z
-from shared.dal.exceptions import QueuePage
+from shared.dal.incidents import QueuePage
 from shared.errors import Conflict, InvalidInput, MalformedPayload, NotFound
-from shared.logic.commit import CommitOptions
-from shared.logic.exceptions import EXCEPTION_RAISED, EXCEPTION_RESOLVED
-from shared.logic.ops import (
+from shared.logic.incidents.playbooks import EXCEPTION_RAISED, EXCEPTION_RESOLVED
+from shared.logic.ingest.parcels import CommitOptions
+from shared.logic.ingest.process import Staged, commit_batch
+from shared.logic.merchant.ops import (
     EXCEPTION_NOT_FOUND,
     OpsServices,
     list_exceptions,
@@ -23,35 +24,34 @@ from shared.logic.ops import (
     refund_decision,
     resolve_exception,
 )
-from shared.logic.process import Staged, commit_batch
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone
-from shared.models.exceptions import ExceptionStatus, Owner, ShipmentException
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
+from shared.models.incidents import Incident, IncidentStatus, Owner
 from shared.models.ops import human_duration
 from shared.models.refunds import Decision, Reason
 from tests.builders import T0, scan
 from tests.fakes import InMemoryShipmentStore, RecordingPublisher
 
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 
 class StoredExceptions:
-    """``ExceptionReader`` over the fake store's exception items (offset cursors)."""
+    """``IncidentReader`` over the fake store's exception items (offset cursors)."""
 
     def __init__(self, store: InMemoryShipmentStore) -> None:
         self.store = store
 
-    def _all(self) -> list[ShipmentException]:
-        return [e for items in self.store.exceptions.values() for e in items.values()]
+    def _all(self) -> list[Incident]:
+        return [e for items in self.store.incidents.values() for e in items.values()]
 
-    def get(self, exception_id: str) -> ShipmentException | None:
+    def get(self, exception_id: str) -> Incident | None:
         return next((e for e in self._all() if e.exception_id == exception_id), None)
 
     def list_queue(
         self,
         *,
-        status: ExceptionStatus = ExceptionStatus.OPEN,
+        status: IncidentStatus = IncidentStatus.OPEN,
         owners: Any = (),
-        type: ExceptionType | None = None,  # noqa: A002
+        type: IncidentType | None = None,  # noqa: A002
         limit: int = 50,
         cursor: str | None = None,
     ) -> QueuePage:
@@ -73,7 +73,7 @@ class Ops:
         self.store = InMemoryShipmentStore()
         self.publisher = RecordingPublisher()
         self.clock = FrozenClock(T0)
-        self.services = OpsServices(store=self.store, exceptions=StoredExceptions(self.store), publisher=self.publisher)
+        self.services = OpsServices(store=self.store, incidents=StoredExceptions(self.store), publisher=self.publisher)
 
     def carrier(self, *events: CanonicalEvent, number: str = "1Z4Y0A190348261953") -> str:
         with clock.use_clock(self.clock):
@@ -97,8 +97,8 @@ class Ops:
     def published(self, detail_type: str) -> list[dict[str, Any]]:
         return [e.detail for e in self.publisher.published if e.detail_type == detail_type]
 
-    def open_exceptions(self, shipment_id: str) -> list[ShipmentException]:
-        return [e for e in self.store.exceptions.get(shipment_id, {}).values() if e.is_open]
+    def open_exceptions(self, shipment_id: str) -> list[Incident]:
+        return [e for e in self.store.incidents.get(shipment_id, {}).values() if e.is_open]
 
 
 @pytest.fixture
@@ -239,7 +239,7 @@ def test_an_operator_resolves_an_exception_with_a_note(ops: Ops) -> None:
     # When support resolves it with a note
     row = ops.call(resolve_exception, exception.exception_id, json.dumps({"note": "Customer confirmed; UPS updated."}))
     # Then it leaves the open queue, keeps the note, and the bus hears of it once, in sequence
-    assert row.status is ExceptionStatus.RESOLVED
+    assert row.status is IncidentStatus.RESOLVED
     assert row.resolved_by is not None and row.resolved_by.value == "operator"
     assert row.resolution_note == "Customer confirmed; UPS updated."
     assert ops.open_exceptions(shipment_id) == []

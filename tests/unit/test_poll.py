@@ -17,11 +17,19 @@ from shared.clock import FrozenClock
 from shared.dal.carrier_api import Answer, CredentialsRefused
 from shared.dal.shipments import DueShipment
 from shared.errors import DependencyUnavailable
-from shared.logic.cadence import DEFAULT_POLICY, RUN_PERIOD, SHARDS, first_shard, next_poll, poll_interval, shard_of
-from shared.logic.commit import CommitOptions
-from shared.logic.poll import SAFETY_MARGIN_SECONDS, STRIKES_TO_REST, answer_digest, poll_due
-from shared.logic.process import commit_batch, stage
-from shared.logic.ratelimit import TokenBucket
+from shared.logic.ingest.parcels import CommitOptions
+from shared.logic.ingest.process import commit_batch, stage
+from shared.logic.polling.cadence import (
+    DEFAULT_POLICY,
+    RUN_PERIOD,
+    SHARDS,
+    first_shard,
+    next_poll,
+    poll_interval,
+    shard_of,
+)
+from shared.logic.polling.poller import SAFETY_MARGIN_SECONDS, STRIKES_TO_REST, answer_digest, poll_due
+from shared.logic.polling.ratelimit import TokenBucket
 from shared.models.canonical import Milestone
 from tests.builders import T0, envelope_json
 from tests.fakes import InMemoryShipmentStore, RecordingPublisher

@@ -10,7 +10,7 @@ import pytest
 from shared import clock
 from shared.clock import FrozenClock
 from shared.errors import DependencyUnavailable
-from shared.logic.process import MILESTONE_REACHED, BatchOutcome, Staged, commit_batch, stage
+from shared.logic.ingest.process import MILESTONE_REACHED, BatchOutcome, Staged, commit_batch, stage
 from shared.models.canonical import Milestone
 from shared.models.shipment import TrackingKey
 from tests.builders import T0, envelope_json, generic_scans

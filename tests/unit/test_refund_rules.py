@@ -21,8 +21,9 @@ import pytest
 from shared.adapters import load_adapter
 from shared.adapters.base import CodeMapping, ResolvedTime, build_event, location
 from shared.config import OVERRIDES_VARIABLE, PolicyError, merge, policy
-from shared.logic.exceptions import playbooks
-from shared.logic.refunds import (
+from shared.logic.incidents.playbooks import playbooks
+from shared.logic.incidents.silence import BusinessThresholds, plan_silence, silence_config
+from shared.logic.refunds.rules import (
     Decision,
     OpenException,
     Reason,
@@ -32,21 +33,20 @@ from shared.logic.refunds import (
     decide_refund,
     refund_rules,
 )
-from shared.logic.silence import BusinessThresholds, plan_silence, silence_config
-from shared.models.canonical import ExceptionType, Milestone, TimeSource
+from shared.models.canonical import IncidentType, Milestone, TimeSource
 from shared.models.parties import Address
 from shared.models.shipment import Shipment, StoredEvent
 from tests.conftest import event_bytes
 
-M, X = Milestone, ExceptionType
-DNR = ExceptionType.DELIVERED_NOT_RECEIVED
+M, X = Milestone, IncidentType
+DNR = IncidentType.DELIVERED_NOT_RECEIVED
 
 
 def scan(
     name: str,
     local: str,
     milestone: Milestone | None = None,
-    exception: ExceptionType | None = None,
+    exception: IncidentType | None = None,
     *,
     country: str = "US",
     region: str = "NY",

@@ -13,17 +13,17 @@ from shared import clock
 from shared.clock import FrozenClock
 from shared.dal.shipments import Commit
 from shared.errors import DependencyUnavailable, InvalidInput, NotFound
-from shared.logic.commit import CommitOptions
-from shared.logic.merchant import MerchantServices, tracking_url
-from shared.logic.process import Staged, commit_batch
-from shared.logic.registration import (
+from shared.logic.api.merchant import MerchantServices, tracking_url
+from shared.logic.ingest.parcels import CommitOptions
+from shared.logic.ingest.process import Staged, commit_batch
+from shared.logic.merchant.registration import (
     REGISTERED,
     get_shipment,
     list_shipments,
     parse_registration,
     register_from_body,
 )
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
 from shared.models.shipment import Shipment, TrackingKey
 from tests.builders import T0, scan
 from tests.fakes import InMemoryOrderIndex, InMemoryShipmentStore, RecordingPublisher
@@ -436,7 +436,7 @@ def test_a_registration_arms_the_silence_rules_from_its_label_and_lane(merchant:
     merchant.register(registration())
     shipment = merchant.only_shipment()
     # Then the no-first-scan rule counts from the label, and the checker looks again shortly
-    assert shipment.silence_type is ExceptionType.NO_FIRST_SCAN
+    assert shipment.silence_type is IncidentType.NO_FIRST_SCAN
     assert shipment.silence_anchor == T0 - timedelta(hours=4)
     assert shipment.silence_due_at is not None and shipment.silence_due_at > T0
     assert shipment.outbox_pending_since == T0
@@ -455,14 +455,14 @@ def test_the_view_lists_open_exceptions_with_their_playbook(merchant: Merchant) 
     _, answer = merchant.register(registration())
     merchant.carrier_event(
         scan(Milestone.PICKED_UP, 1),
-        scan(None, 20, exception=ExceptionType.ADDRESS_ISSUE, raw_code="address"),
+        scan(None, 20, exception=IncidentType.ADDRESS_ISSUE, raw_code="address"),
     )
     # When the merchant reads the shipment
     with clock.use_clock(merchant.clock):
         view = get_shipment(answer["shipment_id"], merchant.services, origin=ORIGIN)
     # Then the open exception is there with who acts and what to do
     (row,) = view.exceptions
-    assert row.type is ExceptionType.ADDRESS_ISSUE
+    assert row.type is IncidentType.ADDRESS_ISSUE
     assert row.shipment_id == answer["shipment_id"]
     assert row.owner.value == "support"
     assert row.next_action

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.errors import InvalidInput, MalformedPayload, PayloadTooLarge
-from shared.logic.registration import parse_registration
+from shared.logic.merchant.registration import parse_registration
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -14,12 +14,12 @@ from infra.formats.scan import CANONICAL, Leg, Parcel, Place, TrueScan
 from shared.adapters import shippo
 from shared.adapters.base import CodeMapping, MappingTable, NormalizeResult
 from shared.errors import PayloadError, Unauthorized
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone, TimeSource
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone, TimeSource
 from shared.sources import SHIPPO_SIGNATURE
 from tests.conftest import event_bytes
 
 RECEIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 Edit = Callable[[Any], object]
 
 
@@ -34,7 +34,7 @@ def edited(name: str, edit: Edit) -> bytes:
     return json.dumps(document).encode()
 
 
-def readings(result: NormalizeResult) -> list[tuple[Milestone | None, ExceptionType | None]]:
+def readings(result: NormalizeResult) -> list[tuple[Milestone | None, IncidentType | None]]:
     return [(e.milestone, e.exception) for e in result.events]
 
 

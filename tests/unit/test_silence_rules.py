@@ -8,16 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.logic.cadence import DEFAULT_POLICY
-from shared.logic.calendar import (
+from shared.calendar import (
     add_business_days,
     add_business_hours,
     business_hours_between,
     is_business_day,
     next_business_day,
 )
-from shared.logic.exceptions import new_exception, playbooks
-from shared.logic.silence import (
+from shared.logic.incidents.playbooks import new_incident, playbooks
+from shared.logic.incidents.silence import (
     BusinessThresholds,
     Rule,
     next_timer,
@@ -25,14 +24,15 @@ from shared.logic.silence import (
     silence_config,
     silence_deadline,
 )
-from shared.logic.timeline import walk
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone
+from shared.logic.polling.cadence import DEFAULT_POLICY
+from shared.logic.shipments.timeline import walk
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
 from shared.models.shipment import Shipment
 from tests.builders import T0, scan
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 
 @pytest.mark.parametrize(
@@ -162,9 +162,9 @@ def test_no_rule_runs_once_delivered_while_a_silence_is_open_or_while_lost() -> 
     events = [scan(M.PICKED_UP, 0), scan(M.DELIVERED, 30)]
     assert plan(record(status=M.DELIVERED), events) is None
     moving = record(status=M.PICKED_UP)
-    open_stall = new_exception(moving, X.STALLED, "x", now=T0, cause_at=T0, rules=playbooks())
-    lost = new_exception(moving, X.LOST, "y", now=T0, cause_at=T0, rules=playbooks())
-    delayed = new_exception(moving, X.DELAYED, "z", now=T0, cause_at=T0, rules=playbooks())
+    open_stall = new_incident(moving, X.STALLED, "x", now=T0, cause_at=T0, rules=playbooks())
+    lost = new_incident(moving, X.LOST, "y", now=T0, cause_at=T0, rules=playbooks())
+    delayed = new_incident(moving, X.DELAYED, "z", now=T0, cause_at=T0, rules=playbooks())
     ordered = walk(events[:1]).ordered
     common = {"now": T0, "config": silence_config(), "rules": playbooks()}
     assert plan_silence(moving, ordered, [open_stall], **common) is None  # type: ignore[arg-type]

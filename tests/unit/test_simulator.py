@@ -11,8 +11,8 @@ from infra.fake_carriers import CarrierWorld
 from infra.sim.reporting import CHAOS_EXPECT, Chaos, plan
 from infra.sim.world import IncidentRates, generate
 from shared.adapters import load_adapter
+from shared.calendar import is_business_day
 from shared.clock import FrozenClock
-from shared.logic.calendar import is_business_day
 
 START = datetime(2026, 11, 16, tzinfo=UTC)
 

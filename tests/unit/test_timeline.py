@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.logic.timeline import moves_to, news, walk
-from shared.models.canonical import ExceptionType, Milestone
+from shared.logic.shipments.timeline import moves_to, news, walk
+from shared.models.canonical import IncidentType, Milestone
 from tests.builders import scan
 
 M = Milestone
@@ -56,7 +56,7 @@ def test_equal_ranks_replace_each_other_and_other_backward_moves_do_not() -> Non
 
 
 def test_events_without_milestone_are_on_the_timeline_but_move_nothing() -> None:
-    delay = scan(None, 30, exception=ExceptionType.DELAYED, raw_code="WE")
+    delay = scan(None, 30, exception=IncidentType.DELAYED, raw_code="WE")
     result = walk([scan(M.PICKED_UP, 5), delay])
     assert result.status is M.PICKED_UP
     assert result.last_event is delay
@@ -77,7 +77,7 @@ JOURNEY = [
     scan(M.DELIVERY_FAILED, 46),
     scan(M.OUT_FOR_DELIVERY, 64),
     scan(M.DELIVERED, 66),
-    scan(None, 30, exception=ExceptionType.DELAYED, raw_code="WE"),
+    scan(None, 30, exception=IncidentType.DELAYED, raw_code="WE"),
     scan(M.RETURN_STARTED, 90),
 ]
 

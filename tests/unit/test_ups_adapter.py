@@ -14,20 +14,20 @@ from infra.formats.scan import CANONICAL, Leg, Parcel, Place, TrueScan
 from shared.adapters import ups
 from shared.adapters.base import LegLink, MappingTable, NormalizeResult
 from shared.errors import PayloadError, Unauthorized
-from shared.models.canonical import ExceptionType, Milestone, TimeSource
+from shared.models.canonical import IncidentType, Milestone, TimeSource
 from shared.models.shipment import TrackingKey
 from shared.sources import UPS_CREDENTIAL
 from tests.conftest import REFERENCE_PAYLOADS, event_bytes
 
 RECEIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 
 def normalize(name: str) -> NormalizeResult:
     return ups.normalize(event_bytes("ups", name), received_at=RECEIVED)
 
 
-def readings(result: NormalizeResult) -> list[tuple[Milestone | None, ExceptionType | None]]:
+def readings(result: NormalizeResult) -> list[tuple[Milestone | None, IncidentType | None]]:
     return [(e.milestone, e.exception) for e in result.events]
 
 
@@ -312,7 +312,7 @@ def test_codes_are_read_per_type(
     kind: str | None,
     code: str | None,
     status_code: str | None,
-    expected: tuple[Milestone | None, ExceptionType | None],
+    expected: tuple[Milestone | None, IncidentType | None],
 ) -> None:
     mapping, unmapped = ups.map_codes(kind, code, status_code)
     assert mapping is not None
@@ -350,7 +350,7 @@ def test_status_codes_are_read_with_or_without_zero_padding(status_code: str | i
         (" ot ", (M.OUT_FOR_DELIVERY, None)),
     ],
 )
-def test_bare_codes_relayed_by_aggregators(code: str, expected: tuple[Milestone | None, ExceptionType | None]) -> None:
+def test_bare_codes_relayed_by_aggregators(code: str, expected: tuple[Milestone | None, IncidentType | None]) -> None:
     mapping = ups.map_carrier_code(code)
     assert mapping is not None
     assert (mapping.milestone, mapping.exception) == expected

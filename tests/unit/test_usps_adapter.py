@@ -13,12 +13,12 @@ from infra.formats.scan import CANONICAL, Leg, Parcel, Place, TrueScan
 from shared.adapters import usps
 from shared.adapters.base import MappingTable, NormalizeResult
 from shared.errors import NotFound, PayloadError
-from shared.models.canonical import ExceptionType, Milestone, TimeSource
+from shared.models.canonical import IncidentType, Milestone, TimeSource
 from shared.sources import webhook_source
 from tests.conftest import REFERENCE_PAYLOADS, event_bytes
 
 RECEIVED = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 
 def normalize(name: str) -> NormalizeResult:

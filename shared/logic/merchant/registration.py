@@ -3,7 +3,7 @@
 ``POST /v1/shipments`` is idempotent on (carrier, tracking number). A registration
 attaches to the shipment that already holds the number — whether a carrier's first event
 created it or an earlier registration did — or creates one, with the discipline of the
-processor's commits (``shared.logic.commit``): the tracking-number items are written with
+processor's commits (``shared.logic.ingest.parcels``): the tracking-number items are written with
 ``attribute_not_exists`` and the record with its ``version``, in one transaction with an
 outbox entry. So when a registration races the parcel's first scan, one of the two
 transactions fails, re-reads and attaches to the shipment the other created: never two
@@ -35,12 +35,19 @@ from shared.adapters.base import carrier_id
 from shared.clock import isoformat_z
 from shared.dal.shipments import Commit
 from shared.errors import Conflict, DependencyUnavailable, InvalidInput, MalformedPayload, NotFound, PayloadTooLarge
-from shared.logic.commit import CommitOptions, Contribution, ShipmentStore, commit_group, group_batch, poll_fields
-from shared.logic.exceptions import PENDING_CHECK
-from shared.logic.merchant import MerchantServices, shipment_view, tracking_url
-from shared.logic.process import EventPublisher
-from shared.logic.silence import silence_fields
-from shared.logic.timeline import walk
+from shared.logic.api.merchant import MerchantServices, shipment_view, tracking_url
+from shared.logic.incidents.playbooks import PENDING_CHECK
+from shared.logic.incidents.silence import silence_fields
+from shared.logic.ingest.parcels import (
+    CommitOptions,
+    Contribution,
+    ShipmentStore,
+    commit_group,
+    group_batch,
+    poll_fields,
+)
+from shared.logic.ingest.process import EventPublisher
+from shared.logic.shipments.timeline import walk
 from shared.models.merchant import MerchantShipmentView, ShipmentPage
 from shared.models.registration import RegistrationAnswer, RegistrationRequest
 from shared.models.shipment import (
@@ -184,7 +191,7 @@ def _watched(shipment: Shipment, partition: Partition | None, now: datetime) -> 
     brings move the no-first-scan and stalled deadlines — and a look by the silence checker
     shortly, which publishes the announcement if its writer could not."""
     ordered = walk([stored.event for stored in partition.events]).ordered if partition else []
-    exceptions = partition.exceptions if partition else []
+    exceptions = partition.incidents if partition else []
     planned = shipment.model_copy(update=silence_fields(shipment, ordered, exceptions, now=now))
     check, timer = now + PENDING_CHECK, planned.timer_due_at
     return planned.model_copy(
@@ -390,12 +397,12 @@ def _load_shipment(shipment_id: str, store: ShipmentStore) -> Partition:
 
 
 def _view(partition: Partition, services: MerchantServices, origin: str) -> MerchantShipmentView:
-    # The ops queue's row builder; imported here because shared.logic.ops builds on this module.
-    from shared.logic.ops import queue_row
+    # The ops queue's row builder; imported here because shared.logic.merchant.ops builds on this module.
+    from shared.logic.merchant.ops import queue_row
 
     now = clock.now()
     link = tracking_url(partition.shipment.public_token, public_base_url=services.public_base_url, origin=origin)
-    rows = [queue_row(e, now) for e in sorted(partition.exceptions, key=lambda e: e.sla_due_at) if e.is_open]
+    rows = [queue_row(e, now) for e in sorted(partition.incidents, key=lambda e: e.sla_due_at) if e.is_open]
     return shipment_view(partition, tracking_link=link, exceptions=rows)
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.canonical import (
     CanonicalEvent,
-    ExceptionType,
+    IncidentType,
     LocalTime,
     Location,
     Milestone,
@@ -38,7 +38,7 @@ class Owner(StrEnum):
     WAREHOUSE = "warehouse"
 
 
-class ExceptionStatus(StrEnum):
+class IncidentStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
 
@@ -48,16 +48,16 @@ class ResolvedBy(StrEnum):
     OPERATOR = "operator"  # someone closed it, with a note
 
 
-SILENCE_TYPES: frozenset[ExceptionType] = frozenset({ExceptionType.NO_FIRST_SCAN, ExceptionType.STALLED})
-CLAIM_TYPES: frozenset[ExceptionType] = frozenset({ExceptionType.DELIVERED_NOT_RECEIVED})
+SILENCE_TYPES: frozenset[IncidentType] = frozenset({IncidentType.NO_FIRST_SCAN, IncidentType.STALLED})
+CLAIM_TYPES: frozenset[IncidentType] = frozenset({IncidentType.DELIVERED_NOT_RECEIVED})
 # Raised by a carrier event's ``exception`` field (every other type).
-CARRIER_TYPES: frozenset[ExceptionType] = frozenset(ExceptionType) - SILENCE_TYPES - CLAIM_TYPES
+CARRIER_TYPES: frozenset[IncidentType] = frozenset(IncidentType) - SILENCE_TYPES - CLAIM_TYPES
 
 EXCEPTION_ID_PATTERN = r"^exc_[0-9a-f]{24}$"
 NoteText = Annotated[str, Field(max_length=1000)]
 
 
-def exception_id_for(shipment_id: str, type_: ExceptionType, episode: str) -> str:
+def incident_id_for(shipment_id: str, type_: IncidentType, episode: str) -> str:
     """The exception's public id: opaque, and the same for the same episode (a retried
     raise names the same exception)."""
     digest = hashlib.sha256(f"{shipment_id}|{type_.value}|{episode}".encode()).hexdigest()
@@ -74,7 +74,7 @@ class ScanSummary(BaseModel):
     occurred_at: UtcInstant
     occurred_at_local: LocalTime | None = None
     milestone: Milestone | None = None
-    exception: ExceptionType | None = None
+    exception: IncidentType | None = None
     description: Annotated[str, Field(max_length=500)] | None = None
     location: Location | None = None
 
@@ -92,19 +92,19 @@ class ScanSummary(BaseModel):
         )
 
 
-class ShipmentException(BaseModel):
-    """One exception episode on one shipment (domain model; ``shared.dal.exceptions`` stores it)."""
+class Incident(BaseModel):
+    """One exception episode on one shipment (domain model; ``shared.dal.incidents`` stores it)."""
 
     # Built on first use: most processor invocations meet no exception (cold start).
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     exception_id: str
     shipment_id: str
-    type: ExceptionType
+    type: IncidentType
     # What tells this episode from another of the same type: the first scan of a carrier
     # episode (its event id), the silence's anchor instant, a claim's reference.
     episode: Annotated[str, Field(min_length=1, max_length=100)]
-    status: ExceptionStatus
+    status: IncidentStatus
     raised_at: UtcInstant  # when Shiplight raised it (the clock's now)
     # What caused it: the carrier's scan instant, or the silence's deadline, or the claim time.
     cause_at: UtcInstant
@@ -134,7 +134,7 @@ class ShipmentException(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return self.status is ExceptionStatus.OPEN
+        return self.status is IncidentStatus.OPEN
 
     def sla_left(self, now: datetime) -> timedelta:
         """Time left to act (negative once the SLA has passed)."""

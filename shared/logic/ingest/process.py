@@ -29,7 +29,7 @@ from shared.dal.bus import EventBridgePublisher
 from shared.dal.shipments import DynamoShipmentStore
 from shared.envelope import IngestEnvelope
 from shared.errors import PayloadError, ServiceError
-from shared.logic.commit import (
+from shared.logic.ingest.parcels import (
     MILESTONE_REACHED,
     CommitOptions,
     Contribution,

@@ -18,15 +18,15 @@ is one Query. An open exception not yet escalated also carries the ``ByTimer`` k
 finds it when the SLA passes.
 
 API (reads here; every write goes through ``DynamoShipmentStore.commit`` with a ``Commit``
-whose ``exceptions`` are ``ExceptionWrite``\\ s, so an exception change, the shipment record,
-its sequence and its outbox entries are one transaction — see ``shared.logic.exceptions``
+whose ``exceptions`` are ``IncidentWrite``\\ s, so an exception change, the shipment record,
+its sequence and its outbox entries are one transaction — see ``shared.logic.incidents.playbooks``
 for opening, resolving and escalating):
 
-- ``DynamoExceptionStore.get(exception_id)`` → ``ShipmentException | None`` (consistent;
+- ``DynamoIncidentStore.get(exception_id)`` → ``Incident | None`` (consistent;
   any malformed id is simply not found);
-- ``DynamoExceptionStore.list_for_shipment(shipment_id)`` → every exception of a shipment,
+- ``DynamoIncidentStore.list_for_shipment(shipment_id)`` → every exception of a shipment,
   open and resolved, by type and episode;
-- ``DynamoExceptionStore.list_queue(status=, owners=, type=, limit=, cursor=)`` →
+- ``DynamoIncidentStore.list_queue(status=, owners=, type=, limit=, cursor=)`` →
   ``QueuePage(items, next_cursor)``: the ops queue, oldest SLA first across the owners asked
   for (all four when ``owners`` is empty), optionally one type; ``next_cursor`` is an
   opaque string to pass back, ``None`` on the last page. A cursor that is not one of ours
@@ -49,12 +49,12 @@ from shared.dal.aws import aws_call, client, query_pages
 from shared.dal.codec import decode_item, encode, encode_item
 from shared.dal.items import shipment_pk, timer_bucket
 from shared.errors import InvalidInput
-from shared.models.canonical import ExceptionType, sortable_text
-from shared.models.exceptions import (
+from shared.models.canonical import IncidentType, sortable_text
+from shared.models.incidents import (
     EXCEPTION_ID_PATTERN,
-    ExceptionStatus,
+    Incident,
+    IncidentStatus,
     Owner,
-    ShipmentException,
 )
 
 EXCEPTION_PREFIX = "EXC#"
@@ -64,11 +64,11 @@ MAX_PAGE = 100
 _ID = re.compile(EXCEPTION_ID_PATTERN)
 
 
-def exception_sk(type_: ExceptionType, episode: str) -> str:
+def incident_sk(type_: IncidentType, episode: str) -> str:
     return f"{EXCEPTION_PREFIX}{type_.value}#{episode}"
 
 
-def queue_key(status: ExceptionStatus, owner: Owner) -> str:
+def queue_key(status: IncidentStatus, owner: Owner) -> str:
     return f"{status.value}#{owner.value}"
 
 
@@ -76,13 +76,13 @@ def lookup_pk(exception_id: str) -> str:
     return f"{EXCEPTION_PREFIX}{exception_id}"
 
 
-def exception_item(exception: ShipmentException) -> dict[str, Any]:
+def incident_item(exception: Incident) -> dict[str, Any]:
     """The stored exception: its fields, its queue keys, and its SLA timer while it can
     still be escalated."""
     fields = {name: value for name, value in exception.model_dump(mode="json").items() if value is not None}
     item: dict[str, Any] = {
         "pk": shipment_pk(exception.shipment_id),
-        "sk": exception_sk(exception.type, exception.episode),
+        "sk": incident_sk(exception.type, exception.episode),
         "entity": "exception",
         **fields,
         "queue": queue_key(exception.status, exception.owner),
@@ -93,19 +93,17 @@ def exception_item(exception: ShipmentException) -> dict[str, Any]:
     return item
 
 
-def exception_from_item(item: dict[str, Any]) -> ShipmentException:
-    return ShipmentException.model_validate(
-        {name: item[name] for name in ShipmentException.model_fields if name in item}
-    )
+def incident_from_item(item: dict[str, Any]) -> Incident:
+    return Incident.model_validate({name: item[name] for name in Incident.model_fields if name in item})
 
 
-def lookup_item(exception: ShipmentException) -> dict[str, Any]:
+def lookup_item(exception: Incident) -> dict[str, Any]:
     return {
         "pk": lookup_pk(exception.exception_id),
         "sk": LOOKUP_SK,
         "entity": "exception_id",
         "shipment_id": exception.shipment_id,
-        "exception_sk": exception_sk(exception.type, exception.episode),
+        "incident_sk": incident_sk(exception.type, exception.episode),
     }
 
 
@@ -119,10 +117,10 @@ class Expect(StrEnum):
 
 
 @dataclass(frozen=True)
-class ExceptionWrite:
+class IncidentWrite:
     """One exception item in a ``Commit`` (a new exception also writes its id lookup)."""
 
-    exception: ShipmentException
+    exception: Incident
     expect: Expect
 
     @property
@@ -132,7 +130,7 @@ class ExceptionWrite:
 
 @dataclass(frozen=True)
 class QueuePage:
-    items: list[ShipmentException]
+    items: list[Incident]
     next_cursor: str | None
 
 
@@ -141,7 +139,7 @@ def _encode_cursor(positions: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, status: ExceptionStatus, owners: Sequence[Owner]) -> dict[str, Any]:
+def _decode_cursor(cursor: str, status: IncidentStatus, owners: Sequence[Owner]) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         positions = json.loads(raw)
@@ -165,13 +163,13 @@ def _decode_cursor(cursor: str, status: ExceptionStatus, owners: Sequence[Owner]
     return dict(positions)
 
 
-class DynamoExceptionStore:
+class DynamoIncidentStore:
     """Reads of exceptions (writes: ``DynamoShipmentStore.commit``)."""
 
     def __init__(self, table_name: str) -> None:
         self.table = table_name
 
-    def get(self, exception_id: str) -> ShipmentException | None:
+    def get(self, exception_id: str) -> Incident | None:
         """The exception with this id (strongly consistent); ``None`` for any unknown or
         malformed id."""
         if not isinstance(exception_id, str) or not _ID.fullmatch(exception_id):
@@ -189,12 +187,12 @@ class DynamoExceptionStore:
         with aws_call("read an exception"):
             item = ddb.get_item(
                 TableName=self.table,
-                Key={"pk": encode(shipment_pk(lookup["shipment_id"])), "sk": encode(lookup["exception_sk"])},
+                Key={"pk": encode(shipment_pk(lookup["shipment_id"])), "sk": encode(lookup["incident_sk"])},
                 ConsistentRead=True,
             ).get("Item")
-        return exception_from_item(decode_item(item)) if item else None
+        return incident_from_item(decode_item(item)) if item else None
 
-    def list_for_shipment(self, shipment_id: str) -> list[ShipmentException]:
+    def list_for_shipment(self, shipment_id: str) -> list[Incident]:
         """Every exception of a shipment, open and resolved (one consistent Query)."""
         request: dict[str, Any] = {
             "TableName": self.table,
@@ -202,14 +200,14 @@ class DynamoExceptionStore:
             "ExpressionAttributeValues": {":pk": encode(shipment_pk(shipment_id)), ":exc": encode(EXCEPTION_PREFIX)},
             "ConsistentRead": True,
         }
-        return [exception_from_item(item) for item in query_pages(request, "list a shipment's exceptions")]
+        return [incident_from_item(item) for item in query_pages(request, "list a shipment's exceptions")]
 
     def list_queue(
         self,
         *,
-        status: ExceptionStatus = ExceptionStatus.OPEN,
+        status: IncidentStatus = IncidentStatus.OPEN,
         owners: Sequence[Owner] = (),
-        type: ExceptionType | None = None,  # noqa: A002 - the route's query parameter
+        type: IncidentType | None = None,  # noqa: A002 - the route's query parameter
         limit: int = 50,
         cursor: str | None = None,
     ) -> QueuePage:
@@ -227,7 +225,7 @@ class DynamoExceptionStore:
             for owner in asked
             if positions.get(owner.value) != "done"
         }
-        heads: list[tuple[str, str, str, Owner, ShipmentException]] = []
+        heads: list[tuple[str, str, str, Owner, Incident]] = []
         for owner, stream in streams.items():
             first = next(stream, None)
             if first is not None:
@@ -235,7 +233,7 @@ class DynamoExceptionStore:
             else:
                 positions[owner.value] = "done"
         heapq.heapify(heads)
-        items: list[ShipmentException] = []
+        items: list[Incident] = []
         while heads and len(items) < limit:
             _, _, _, owner, exception = heapq.heappop(heads)
             items.append(exception)
@@ -258,12 +256,12 @@ class DynamoExceptionStore:
 
     def _queue_stream(
         self,
-        status: ExceptionStatus,
+        status: IncidentStatus,
         owner: Owner,
-        type_: ExceptionType | None,
+        type_: IncidentType | None,
         start: dict[str, Any] | None,
         limit: int,
-    ) -> Iterator[ShipmentException]:
+    ) -> Iterator[Incident]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": QUEUE_INDEX,
@@ -279,14 +277,14 @@ class DynamoExceptionStore:
         if start is not None:
             request["ExclusiveStartKey"] = encode_item(start)
         for item in query_pages(request, "read the ops queue"):
-            yield exception_from_item(item)
+            yield incident_from_item(item)
 
 
-def _position(exception: ShipmentException) -> dict[str, str]:
+def _position(exception: Incident) -> dict[str, str]:
     """The ``ByQueue`` key of an item: where to resume after it."""
     return {
         "pk": shipment_pk(exception.shipment_id),
-        "sk": exception_sk(exception.type, exception.episode),
+        "sk": incident_sk(exception.type, exception.episode),
         "queue": queue_key(exception.status, exception.owner),
         "sla_due_at": sortable_text(exception.sla_due_at),
     }

@@ -4,7 +4,7 @@
 shipment and its deadline (:func:`plan_silence`): no carrier scan yet → ``no_first_scan``,
 counted from the label; scanned → ``stalled``, counted from the last event, with the
 domestic, cross-border or customs threshold. Thresholds are business hours of the country
-where the parcel is (``shared.logic.calendar``), counted from the carrier's scan instant,
+where the parcel is (``shared.calendar``), counted from the carrier's scan instant,
 plus one poll cycle of grace (``shared/config/silence.toml`` documents every default). The
 deadline is stored on the record (``silence_due_at``); no rule runs on a delivered or
 returned parcel, while a silence exception is already open, or while an exception whose
@@ -17,7 +17,7 @@ the scans of a moving parcel do not rewrite the index; when an early timer fires
 re-reads the record and re-arms it at the real deadline. An open exception's SLA is a timer in
 the same index (its escalation).
 
-**The checker** that reads the timers lives in ``shared.logic.checker`` (the processor never
+**The checker** that reads the timers lives in ``shared.logic.timers.checker`` (the processor never
 imports it).
 """
 
@@ -33,17 +33,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import calendar
 from shared.config import OVERRIDES_VARIABLE, PolicyError, policy
-from shared.logic import calendar
-from shared.logic.cadence import DEFAULT_POLICY, PollPolicy, poll_interval
-from shared.logic.exceptions import (
+from shared.logic.incidents.playbooks import (
     Playbooks,
     is_scan,
     playbooks,
 )
-from shared.models.canonical import TERMINAL, CanonicalEvent, ExceptionType, Milestone, sortable_text
-from shared.models.exceptions import SILENCE_TYPES, ShipmentException
+from shared.logic.polling.cadence import DEFAULT_POLICY, PollPolicy, poll_interval
+from shared.models.canonical import TERMINAL, CanonicalEvent, IncidentType, Milestone, sortable_text
 from shared.models.geo import zone_for
+from shared.models.incidents import SILENCE_TYPES, Incident
 from shared.models.shipment import Shipment
 
 # ------------------------------------------------------------------------------ configuration
@@ -165,7 +165,7 @@ def grace_for(
 class SilencePlan:
     """The silence rule running on a shipment."""
 
-    type: ExceptionType
+    type: IncidentType
     rule: Rule
     anchor: datetime  # the instant it counts from (a scan's, or the label's)
     country: str | None
@@ -192,7 +192,7 @@ def _cross_border(shipment: Shipment, ordered: Sequence[CanonicalEvent]) -> bool
 def plan_silence(
     shipment: Shipment,
     ordered: Sequence[CanonicalEvent],
-    exceptions: Sequence[ShipmentException],
+    exceptions: Sequence[Incident],
     *,
     now: datetime,
     config: SilenceConfig,
@@ -214,7 +214,7 @@ def plan_silence(
         label = next((e for e in ordered if e.milestone is Milestone.LABEL_CREATED), None)
         anchor = shipment.label_created_at or (label.occurred_at if label else shipment.created_at)
         country = registered_origin or _country(label) or next((c for c in map(_country, ordered) if c), None)
-        plan_type, rule, anchor_event = ExceptionType.NO_FIRST_SCAN, Rule.LABEL, label
+        plan_type, rule, anchor_event = IncidentType.NO_FIRST_SCAN, Rule.LABEL, label
     else:
         last = ordered[-1]
         anchor = last.occurred_at
@@ -226,7 +226,7 @@ def plan_silence(
             rule = Rule.CROSS_BORDER
         else:
             rule = Rule.DOMESTIC
-        plan_type, anchor_event = ExceptionType.STALLED, last
+        plan_type, anchor_event = IncidentType.STALLED, last
     episode = sortable_text(anchor)
     if any(e.type is plan_type and e.episode == episode for e in exceptions):
         return None  # this silence was raised already (and closed by an operator): once per episode
@@ -257,7 +257,7 @@ def next_timer(shipment: Shipment, silence_due: datetime | None, now: datetime) 
 def silence_fields(
     shipment: Shipment,
     ordered: Sequence[CanonicalEvent],
-    exceptions: Sequence[ShipmentException],
+    exceptions: Sequence[Incident],
     *,
     now: datetime,
 ) -> dict[str, Any]:
@@ -272,7 +272,7 @@ def silence_fields(
 
 
 class BusinessThresholds:
-    """The silence thresholds as the refund rules ask for them (``shared.logic.refunds``'s
+    """The silence thresholds as the refund rules ask for them (``shared.logic.refunds.rules``'s
     ``SilenceThresholds``): no grace, business time of ``country``."""
 
     def __init__(self, config: SilenceConfig | None = None) -> None:

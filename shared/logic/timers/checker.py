@@ -2,7 +2,7 @@
 
 A run Queries the index buckets from its cursor (the oldest hour that may still hold a timer)
 up to now — never a Scan — and for each timer reads the record (or exception) once, strongly
-consistent, then either raises the silence exception (``shared.logic.silence`` computed its
+consistent, then either raises the silence exception (``shared.logic.incidents.silence`` computed its
 deadline), escalates an exception whose SLA passed, drains an outbox left by a failed
 publication, or re-arms the timer at the real deadline. Raising is one transaction conditioned
 on the record's ``version`` that creates the exception item with ``attribute_not_exists`` on
@@ -18,22 +18,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from shared.clock import isoformat_z
-from shared.dal.exceptions import ExceptionWrite, Expect
+from shared.dal.incidents import Expect, IncidentWrite
 from shared.dal.items import TIMER_SHARDS, bucket_hour
 from shared.dal.shipments import Commit
 from shared.dal.timers import Timer
 from shared.errors import Conflict, ServiceError
-from shared.logic.exceptions import (
+from shared.logic.incidents.playbooks import (
     EXCEPTION_ESCALATED,
     EXCEPTION_RAISED,
     Announcement,
     Playbooks,
     announced,
-    new_exception,
+    new_incident,
     playbooks,
 )
 from shared.models.canonical import sortable_text
-from shared.models.exceptions import ShipmentException
+from shared.models.incidents import Incident
 from shared.models.shipment import OutboxEntry, Shipment
 
 # ------------------------------------------------------------------------------ the checker
@@ -55,7 +55,7 @@ class TimerIndex(Protocol):
     def advance_cursor(self, hour: str) -> None: ...
     def due_timers(self, bucket: str, now: datetime, page_size: int = 100) -> Iterator[Timer]: ...
     def read_shipment(self, shipment_id: str) -> Shipment | None: ...
-    def read_exception(self, shipment_id: str, sk: str) -> ShipmentException | None: ...
+    def read_exception(self, shipment_id: str, sk: str) -> Incident | None: ...
     def pending_outbox(self, shipment_id: str) -> list[OutboxEntry]: ...
     def move_timer(self, shipment: Shipment, *, due: datetime | None, now: datetime, clear_pending: bool) -> bool: ...
     def commit(self, commit: Commit) -> None: ...
@@ -70,7 +70,7 @@ class Publisher(Protocol):
 class CheckOutcome:
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
-    raised: list[ShipmentException] = field(default_factory=list)
+    raised: list[Incident] = field(default_factory=list)
     complete: bool = True
 
 
@@ -160,7 +160,7 @@ class Checker:
         anchor, kind = shipment.silence_anchor, shipment.silence_type
         if anchor is None or kind is None or shipment.silence_due_at is None:
             return
-        exception = new_exception(
+        exception = new_incident(
             shipment,
             kind,
             sortable_text(anchor),
@@ -184,7 +184,7 @@ class Checker:
                 shipment=updated,
                 expected_version=shipment.version,
                 outbox=entries,
-                exceptions=[ExceptionWrite(exception, Expect.NEW)],
+                incidents=[IncidentWrite(exception, Expect.NEW)],
             )
         )
         self.outcome.counts[f"raised.{exception.type.value}"] += 1
@@ -224,7 +224,7 @@ class Checker:
                         shipment=updated,
                         expected_version=shipment.version,
                         outbox=entries,
-                        exceptions=[ExceptionWrite(escalated, Expect.OPEN_UNESCALATED)],
+                        incidents=[IncidentWrite(escalated, Expect.OPEN_UNESCALATED)],
                     )
                 )
             except Conflict:

@@ -12,13 +12,13 @@ from moto import mock_aws
 
 from infra.local.stack import deploy
 from infra.local.template import Template
-from shared.dal.exceptions import DynamoExceptionStore, ExceptionWrite, Expect
+from shared.dal.incidents import DynamoIncidentStore, Expect, IncidentWrite
 from shared.dal.shipments import Commit, DynamoShipmentStore
 from shared.errors import Conflict, InvalidInput
-from shared.logic.exceptions import new_exception, playbooks, resolved
-from shared.logic.process import ShipmentStore
-from shared.models.canonical import ExceptionType
-from shared.models.exceptions import ExceptionStatus, Owner, ResolvedBy, ShipmentException
+from shared.logic.incidents.playbooks import new_incident, playbooks, resolved
+from shared.logic.ingest.process import ShipmentStore
+from shared.models.canonical import IncidentType
+from shared.models.incidents import Incident, IncidentStatus, Owner, ResolvedBy
 from shared.models.shipment import Shipment, TrackingKey
 from tests.builders import T0
 from tests.fakes import InMemoryShipmentStore
@@ -43,8 +43,8 @@ def shipment(number: int, version: int = 1) -> Shipment:
     )
 
 
-def raised(record: Shipment, type_: ExceptionType, episode: str, hours: float = 0) -> ShipmentException:
-    return new_exception(record, type_, episode, now=T0 + timedelta(hours=hours), cause_at=T0, rules=playbooks())
+def raised(record: Shipment, type_: IncidentType, episode: str, hours: float = 0) -> Incident:
+    return new_incident(record, type_, episode, now=T0 + timedelta(hours=hours), cause_at=T0, rules=playbooks())
 
 
 def create(store: ShipmentStore, record: Shipment) -> None:
@@ -52,20 +52,20 @@ def create(store: ShipmentStore, record: Shipment) -> None:
 
 
 def test_an_episode_is_stored_once_and_found_by_its_id(table: str) -> None:
-    shipments, exceptions = DynamoShipmentStore(table), DynamoExceptionStore(table)
+    shipments, exceptions = DynamoShipmentStore(table), DynamoIncidentStore(table)
     record = shipment(1)
     create(shipments, record)
-    hold = raised(record, ExceptionType.CUSTOMS_HOLD, "a" * 32)
+    hold = raised(record, IncidentType.CUSTOMS_HOLD, "a" * 32)
     # Given an exception committed with the shipment record
-    shipments.commit(Commit(shipment(1, 2), 1, exceptions=[ExceptionWrite(hold, Expect.NEW)]))
+    shipments.commit(Commit(shipment(1, 2), 1, incidents=[IncidentWrite(hold, Expect.NEW)]))
     # When the same episode is opened again by a racing writer
     with pytest.raises(Conflict):
-        shipments.commit(Commit(shipment(1, 3), 2, exceptions=[ExceptionWrite(hold, Expect.NEW)]))
+        shipments.commit(Commit(shipment(1, 3), 2, incidents=[IncidentWrite(hold, Expect.NEW)]))
     # Then it exists once, found by id, in the shipment's list and in its partition
     assert exceptions.get(hold.exception_id) == hold
     assert exceptions.list_for_shipment(record.shipment_id) == [hold]
     partition = shipments.load(record.shipment_id)
-    assert partition is not None and partition.exceptions == [hold]
+    assert partition is not None and partition.incidents == [hold]
     # and ids that are not ours are simply not found
     for junk in ("exc_" + "0" * 24, "nope", "exc_" + "g" * 24, "x" * 5000, ""):
         assert exceptions.get(junk) is None
@@ -75,36 +75,36 @@ def test_resolving_needs_it_open_and_escalating_happens_once(table: str) -> None
     shipments = DynamoShipmentStore(table)
     record = shipment(2)
     create(shipments, record)
-    hold = raised(record, ExceptionType.HELD, "b" * 32)
-    shipments.commit(Commit(shipment(2, 2), 1, exceptions=[ExceptionWrite(hold, Expect.NEW)]))
+    hold = raised(record, IncidentType.HELD, "b" * 32)
+    shipments.commit(Commit(shipment(2, 2), 1, incidents=[IncidentWrite(hold, Expect.NEW)]))
     escalated = hold.model_copy(update={"escalated_at": T0 + timedelta(hours=30), "owner": Owner.OPS})
-    shipments.commit(Commit(shipment(2, 3), 2, exceptions=[ExceptionWrite(escalated, Expect.OPEN_UNESCALATED)]))
+    shipments.commit(Commit(shipment(2, 3), 2, incidents=[IncidentWrite(escalated, Expect.OPEN_UNESCALATED)]))
     with pytest.raises(Conflict):  # a second checker escalating the same exception
-        shipments.commit(Commit(shipment(2, 4), 3, exceptions=[ExceptionWrite(escalated, Expect.OPEN_UNESCALATED)]))
+        shipments.commit(Commit(shipment(2, 4), 3, incidents=[IncidentWrite(escalated, Expect.OPEN_UNESCALATED)]))
     closed = resolved(escalated, now=T0 + timedelta(hours=31), by=ResolvedBy.OPERATOR, note="carrier released it")
-    shipments.commit(Commit(shipment(2, 4), 3, exceptions=[ExceptionWrite(closed, Expect.OPEN)]))
+    shipments.commit(Commit(shipment(2, 4), 3, incidents=[IncidentWrite(closed, Expect.OPEN)]))
     with pytest.raises(Conflict):  # the processor resolving it too, from a stale read
-        shipments.commit(Commit(shipment(2, 5), 4, exceptions=[ExceptionWrite(closed, Expect.OPEN)]))
-    assert DynamoExceptionStore(table).get(hold.exception_id) == closed
+        shipments.commit(Commit(shipment(2, 5), 4, incidents=[IncidentWrite(closed, Expect.OPEN)]))
+    assert DynamoIncidentStore(table).get(hold.exception_id) == closed
 
 
 def test_the_ops_queue_is_oldest_sla_first_per_owner_and_across_owners(table: str) -> None:
-    shipments, exceptions = DynamoShipmentStore(table), DynamoExceptionStore(table)
-    made: list[ShipmentException] = []
-    kinds = [ExceptionType.ADDRESS_ISSUE, ExceptionType.STALLED, ExceptionType.DELAYED, ExceptionType.DAMAGED]
+    shipments, exceptions = DynamoShipmentStore(table), DynamoIncidentStore(table)
+    made: list[Incident] = []
+    kinds = [IncidentType.ADDRESS_ISSUE, IncidentType.STALLED, IncidentType.DELAYED, IncidentType.DAMAGED]
     for number in range(12):
         record = shipment(100 + number)
         create(shipments, record)
         # raised at different hours, so SLAs interleave across owners
         exception = raised(record, kinds[number % 4], f"{number:032x}", hours=(number * 7) % 12)
-        shipments.commit(Commit(shipment(100 + number, 2), 1, exceptions=[ExceptionWrite(exception, Expect.NEW)]))
+        shipments.commit(Commit(shipment(100 + number, 2), 1, incidents=[IncidentWrite(exception, Expect.NEW)]))
         made.append(exception)
     expected = sorted(made, key=lambda e: (e.sla_due_at, e.shipment_id))
 
     # Given the whole queue read in pages of 5 across every owner
     pages, cursor = [], None
     while True:
-        page = exceptions.list_queue(status=ExceptionStatus.OPEN, limit=5, cursor=cursor)
+        page = exceptions.list_queue(status=IncidentStatus.OPEN, limit=5, cursor=cursor)
         pages.append(page.items)
         cursor = page.next_cursor
         if cursor is None:
@@ -115,16 +115,16 @@ def test_the_ops_queue_is_oldest_sla_first_per_owner_and_across_owners(table: st
     # One owner, one type
     support = exceptions.list_queue(owners=[Owner.SUPPORT], limit=50)
     assert [e.exception_id for e in support.items] == [e.exception_id for e in expected if e.owner is Owner.SUPPORT]
-    damaged = exceptions.list_queue(owners=[Owner.SUPPORT], type=ExceptionType.DAMAGED, limit=50)
-    assert {e.type for e in damaged.items} == {ExceptionType.DAMAGED} and len(damaged.items) == 3
-    assert exceptions.list_queue(status=ExceptionStatus.RESOLVED).items == []
+    damaged = exceptions.list_queue(owners=[Owner.SUPPORT], type=IncidentType.DAMAGED, limit=50)
+    assert {e.type for e in damaged.items} == {IncidentType.DAMAGED} and len(damaged.items) == 3
+    assert exceptions.list_queue(status=IncidentStatus.RESOLVED).items == []
     # A cursor that is not ours, or one from another listing, is a 400
     with pytest.raises(InvalidInput):
         exceptions.list_queue(cursor="bm90IGEgY3Vyc29y")
     first = exceptions.list_queue(owners=[Owner.SUPPORT], limit=1)
     assert first.next_cursor is not None
     with pytest.raises(InvalidInput):
-        exceptions.list_queue(status=ExceptionStatus.RESOLVED, owners=[Owner.SUPPORT], cursor=first.next_cursor)
+        exceptions.list_queue(status=IncidentStatus.RESOLVED, owners=[Owner.SUPPORT], cursor=first.next_cursor)
 
 
 @pytest.mark.parametrize("kind", ["fake", "dynamodb"])
@@ -132,16 +132,16 @@ def test_the_fake_keeps_the_same_exception_promises(kind: str) -> None:
     def scenario(store: ShipmentStore) -> None:
         record = shipment(7)
         create(store, record)
-        hold = raised(record, ExceptionType.LOST, "c" * 32)
-        store.commit(Commit(shipment(7, 2), 1, exceptions=[ExceptionWrite(hold, Expect.NEW)]))
+        hold = raised(record, IncidentType.LOST, "c" * 32)
+        store.commit(Commit(shipment(7, 2), 1, incidents=[IncidentWrite(hold, Expect.NEW)]))
         with pytest.raises(Conflict):
-            store.commit(Commit(shipment(7, 3), 2, exceptions=[ExceptionWrite(hold, Expect.NEW)]))
+            store.commit(Commit(shipment(7, 3), 2, incidents=[IncidentWrite(hold, Expect.NEW)]))
         closed = resolved(hold, now=T0, by=ResolvedBy.AUTO)
-        store.commit(Commit(shipment(7, 3), 2, exceptions=[ExceptionWrite(closed, Expect.OPEN)]))
+        store.commit(Commit(shipment(7, 3), 2, incidents=[IncidentWrite(closed, Expect.OPEN)]))
         with pytest.raises(Conflict):
-            store.commit(Commit(shipment(7, 4), 3, exceptions=[ExceptionWrite(closed, Expect.OPEN)]))
+            store.commit(Commit(shipment(7, 4), 3, incidents=[IncidentWrite(closed, Expect.OPEN)]))
         partition = store.load(record.shipment_id)
-        assert partition is not None and partition.exceptions == [closed] and partition.shipment.version == 3
+        assert partition is not None and partition.incidents == [closed] and partition.shipment.version == 3
 
     if kind == "fake":
         scenario(InMemoryShipmentStore())

@@ -32,12 +32,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import calendar
 from shared.clock import isoformat_z
 from shared.config import OVERRIDES_VARIABLE, PolicyError, policy
-from shared.logic import calendar
-from shared.logic.exceptions import NOT_MOVEMENT, is_scan
-from shared.logic.timeline import walk
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone
+from shared.logic.incidents.playbooks import NOT_MOVEMENT, is_scan
+from shared.logic.shipments.timeline import walk
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
 from shared.models.refunds import Decision, EvidenceEvent, Reason, RefundDecision, SupportAdvice
 from shared.models.shipment import Partition, StoredEvent
 
@@ -126,7 +126,7 @@ class Lane(StrEnum):
 
 
 class SilenceThresholds(Protocol):
-    """The silence rules' deadlines without grace (``shared.logic.silence.BusinessThresholds``):
+    """The silence rules' deadlines without grace (``shared.logic.incidents.silence.BusinessThresholds``):
     thresholds of ``shared/config/silence.toml`` in business time of a country, days counted in
     the local time of the scan they start from."""
 
@@ -143,7 +143,7 @@ class SilenceThresholds(Protocol):
 class OpenException:
     """An open exception of the shipment, as far as the rules need it."""
 
-    type: ExceptionType
+    type: IncidentType
     opened_at: datetime
     exception_id: str | None = None
 
@@ -173,7 +173,7 @@ def facts_of(partition: Partition, now: datetime) -> ShipmentFacts:
         now=now,
         open_exceptions=[
             OpenException(type=e.type, opened_at=e.raised_at, exception_id=e.exception_id)
-            for e in partition.exceptions
+            for e in partition.incidents
             if e.is_open
         ],
         origin_country=shipment.origin.country if shipment.origin else None,
@@ -257,7 +257,7 @@ def _evaluate(facts: ShipmentFacts, rules: RefundRules, thresholds: SilenceThres
     scans = [s for s in ordered if is_scan(s.event)]
 
     # 2. The carrier declared the parcel lost, and no later scan moved it on (found again).
-    lost = [s for s in ordered if s.event.exception is ExceptionType.LOST]
+    lost = [s for s in ordered if s.event.exception is IncidentType.LOST]
     if lost:
         last_lost = lost[-1]
         found_again = any(_moves_on(s.event) and s.event.sort_key > last_lost.event.sort_key for s in ordered)
@@ -271,7 +271,7 @@ def _evaluate(facts: ShipmentFacts, rules: RefundRules, thresholds: SilenceThres
             )
 
     # 3. The carrier reported it damaged: the damage scans are the evidence.
-    damaged = [s for s in ordered if s.event.exception is ExceptionType.DAMAGED]
+    damaged = [s for s in ordered if s.event.exception is IncidentType.DAMAGED]
     if damaged:
         return _Finding(
             Decision.ALLOW,
@@ -302,7 +302,7 @@ def _evaluate(facts: ShipmentFacts, rules: RefundRules, thresholds: SilenceThres
             tz=_event_zone(delivered.event) or _zone(facts.time_zone),
         )
         when = _text(delivered.event.occurred_at)
-        if ExceptionType.DELIVERED_NOT_RECEIVED not in open_types:
+        if IncidentType.DELIVERED_NOT_RECEIVED not in open_types:
             return _Finding(
                 Decision.DENY,
                 Reason.DELIVERED,
@@ -421,7 +421,7 @@ def _last_country(ordered: Sequence[StoredEvent]) -> str | None:
 
 
 def _lane(facts: ShipmentFacts, status: Milestone | None, ordered: Sequence[CanonicalEvent]) -> Lane:
-    """The silence checker's choice (``shared.logic.silence.plan_silence``): customs while the
+    """The silence checker's choice (``shared.logic.incidents.silence.plan_silence``): customs while the
     parcel is in customs; else the registered lane; before registration, cross-border when its
     scans were in two countries or went through customs."""
     if status is Milestone.CUSTOMS_STARTED:

@@ -1,7 +1,7 @@
 """The merchant API's common ground: the authenticated resolver, the services its routes
 use, the shipment view, tracking links and JSON answers.
 
-A route module (``shared.logic.registration`` and the ones that follow) takes a
+A route module (``shared.logic.merchant.registration`` and the ones that follow) takes a
 :class:`MerchantServices` and returns models; ``functions/merchant_api/app.py`` wires each
 route to it in a few lines, behind :func:`new_merchant_resolver`, so no route can run
 without a valid API key.
@@ -22,10 +22,10 @@ from shared.dal.orders import DynamoOrderIndex, OrderPage
 from shared.dal.shipments import DynamoShipmentStore
 from shared.errors import Forbidden, ServiceError, Unauthorized
 from shared.http import JSON_HEADERS, error_body, status_for
-from shared.logic.api import new_resolver
-from shared.logic.auth import require_merchant
-from shared.logic.commit import CommitOptions, ShipmentStore
-from shared.logic.process import EventPublisher
+from shared.logic.api.auth import require_merchant
+from shared.logic.api.resolver import new_resolver
+from shared.logic.ingest.parcels import CommitOptions, ShipmentStore
+from shared.logic.ingest.process import EventPublisher
 from shared.models.merchant import MerchantEvent, MerchantShipmentView, Registration
 from shared.models.ops import QueueRow
 from shared.models.shipment import Partition
@@ -90,7 +90,7 @@ def _require_api_key(app: APIGatewayHttpResolver, next_middleware: Callable[...,
 
 def new_merchant_resolver() -> APIGatewayHttpResolver:
     """``new_resolver()`` whose every route first requires the authorizer's ``valid`` verdict
-    (``shared.logic.auth``): 401 without a usable key, 403 with a revoked one."""
+    (``shared.logic.api.auth``): 401 without a usable key, 403 with a revoked one."""
     app = new_resolver()
     app.use(middlewares=[_require_api_key])
     return app

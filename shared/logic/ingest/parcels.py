@@ -24,20 +24,20 @@ from shared import clock
 from shared.clock import isoformat_z
 from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Absorbed, Commit, Reread
 from shared.errors import Conflict
-from shared.logic.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
-from shared.logic.exceptions import (
+from shared.logic.incidents.playbooks import (
     Announcement,
-    exception_detail,
+    incident_detail,
     order_key,
     outbox_entries,
     playbooks,
     reconcile,
     resolve_all,
 )
-from shared.logic.silence import silence_fields
-from shared.logic.timeline import Transition, news, walk
+from shared.logic.incidents.silence import silence_fields
+from shared.logic.polling.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
+from shared.logic.shipments.timeline import Transition, news, walk
 from shared.models.canonical import CanonicalEvent, Milestone, reading_strength
-from shared.models.exceptions import ScanSummary
+from shared.models.incidents import ScanSummary
 from shared.models.shipment import (
     REGISTRATION_FIELDS,
     OutboxEntry,
@@ -327,7 +327,7 @@ def _build(
         updated = updated.model_copy(update={name: getattr(registered, name) for name in REGISTRATION_FIELDS})
     # Exceptions: the stored ones reconciled with the timeline, then the silence rule that runs now.
     updated = updated.model_copy(update={"last_scan": ScanSummary.of(last) if last else None})
-    stored_exceptions = partition.exceptions if partition else []
+    stored_exceptions = partition.incidents if partition else []
     reconciled = reconcile(updated, stored_exceptions, after.ordered, now=now, rules=playbooks())
     written = {w.exception.exception_id: w.exception for w in reconciled.writes}
     exceptions_now = [*(written.pop(e.exception_id, e) for e in stored_exceptions), *written.values()]
@@ -346,7 +346,7 @@ def _build(
             sequence=shipment.sequence + index,
             detail_type=item.detail_type if isinstance(item, Announcement) else MILESTONE_REACHED,
             detail=(
-                exception_detail(updated, item.exception, shipment.sequence + index)
+                incident_detail(updated, item.exception, shipment.sequence + index)
                 if isinstance(item, Announcement)
                 else milestone_detail(updated, item, shipment.sequence + index)
             ),
@@ -399,7 +399,7 @@ def _build(
         claim_keys=[k for k in group.keys if k not in claimed and k not in owned],
         absorb=absorbed,
         replace_events=rereads,
-        exceptions=exception_writes,
+        incidents=exception_writes,
     )
 
 
@@ -477,7 +477,7 @@ def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> 
         if not fresh and survivor is None:
             return outcome  # a leg link alone names no shipment yet: nothing to create
         overhead = 1 + len(unclaimed) + sum(1 + len(other.shipment.keys) for other in absorbing)
-        overhead += sum(2 for p in (survivor, *absorbing) if p for e in p.exceptions if e.is_open)
+        overhead += sum(2 for p in (survivor, *absorbing) if p for e in p.incidents if e.is_open)
         fresh_now, rereads_now, last_slice = _slice(fresh, rereads, overhead)
         commit = _build(survivor, group, fresh_now, absorbing if last_slice else [], now, options, rereads_now)
         while commit.size > MAX_TRANSACTION_ITEMS and len(fresh_now) + len(rereads_now) > 1:

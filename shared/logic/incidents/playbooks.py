@@ -14,7 +14,7 @@ scan between two problem scans splits them into two episodes — the same except
 end, as if the scans had arrived in order.
 
 **Silences** (``no_first_scan``, ``stalled``) are raised by the silence checker
-(``shared.logic.silence``); a commit resolves an open one as soon as the timeline holds a
+(``shared.logic.incidents.silence``); a commit resolves an open one as soon as the timeline holds a
 scan after its anchor. **Claims** (``delivered_not_received``) are opened by the merchant
 API and closed by an operator.
 
@@ -22,7 +22,7 @@ Every change is announced on the bus through the shipment's outbox, in the shipm
 ``sequence``: ``Shipment Exception Raised``, ``Shipment Exception Resolved`` and, when the
 playbook's SLA passes, ``Shipment Exception Escalated`` (the README documents the details).
 
-For the merchant API: :func:`resolve_by_operator` and :func:`open_exception` write one
+For the merchant API: :func:`resolve_by_operator` and :func:`open_incident` write one
 transaction (exception, shipment record, outbox) and publish.
 """
 
@@ -42,19 +42,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.clock import isoformat_z
 from shared.config import OVERRIDES_VARIABLE, PolicyError, policy
-from shared.dal.exceptions import ExceptionWrite, Expect
+from shared.dal.incidents import Expect, IncidentWrite
 from shared.dal.shipments import Commit
 from shared.errors import Conflict, NotFound
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone
-from shared.models.exceptions import (
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
+from shared.models.incidents import (
     CARRIER_TYPES,
     CLAIM_TYPES,
     SILENCE_TYPES,
-    ExceptionStatus,
+    Incident,
+    IncidentStatus,
     Owner,
     ResolvedBy,
-    ShipmentException,
-    exception_id_for,
+    incident_id_for,
 )
 from shared.models.shipment import OutboxEntry, Partition, Shipment
 
@@ -90,16 +90,16 @@ class Playbook(BaseModel):
 class Playbooks(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
 
-    by_type: dict[ExceptionType, Playbook]
+    by_type: dict[IncidentType, Playbook]
 
     @model_validator(mode="after")
     def _every_type(self) -> Playbooks:
-        missing = sorted(t.value for t in ExceptionType if t not in self.by_type)
+        missing = sorted(t.value for t in IncidentType if t not in self.by_type)
         if missing:
             raise ValueError(f"no playbook for {', '.join(missing)}")
         return self
 
-    def __getitem__(self, type_: ExceptionType) -> Playbook:
+    def __getitem__(self, type_: IncidentType) -> Playbook:
         return self.by_type[type_]
 
 
@@ -139,7 +139,7 @@ def is_scan(event: CanonicalEvent) -> bool:
     )
 
 
-def ends_episode(event: CanonicalEvent, type_: ExceptionType, clears_on: ClearsOn) -> bool:
+def ends_episode(event: CanonicalEvent, type_: IncidentType, clears_on: ClearsOn) -> bool:
     """Whether ``event`` (later in the timeline) ends an episode of ``type_``."""
     if event.exception is type_ or event.milestone is None:
         return False
@@ -150,7 +150,7 @@ def ends_episode(event: CanonicalEvent, type_: ExceptionType, clears_on: ClearsO
 class Episode:
     """One run of a carrier-reported problem on the timeline."""
 
-    type: ExceptionType
+    type: IncidentType
     start: CanonicalEvent
     scan_ids: set[str] = field(default_factory=set)  # every scan reporting it in this run
     end: CanonicalEvent | None = None  # the scan that ended it
@@ -158,7 +158,7 @@ class Episode:
 
 def carrier_episodes(ordered: Sequence[CanonicalEvent], rules: Playbooks) -> list[Episode]:
     """The episodes of carrier-reported exceptions, from a timeline in scan order."""
-    running: dict[ExceptionType, Episode] = {}
+    running: dict[IncidentType, Episode] = {}
     found: list[Episode] = []
     for event in ordered:
         for type_, episode in list(running.items()):
@@ -178,9 +178,9 @@ def carrier_episodes(ordered: Sequence[CanonicalEvent], rules: Playbooks) -> lis
 # ------------------------------------------------------------------------------ building
 
 
-def new_exception(
+def new_incident(
     shipment: Shipment,
-    type_: ExceptionType,
+    type_: IncidentType,
     episode: str,
     *,
     now: datetime,
@@ -189,15 +189,15 @@ def new_exception(
     cause_event_id: str | None = None,
     cause_received_at: datetime | None = None,
     details: dict[str, Any] | None = None,
-) -> ShipmentException:
+) -> Incident:
     """An open exception with its playbook, as raised ``now``."""
     book = rules[type_]
-    return ShipmentException(
-        exception_id=exception_id_for(shipment.shipment_id, type_, episode),
+    return Incident(
+        exception_id=incident_id_for(shipment.shipment_id, type_, episode),
         shipment_id=shipment.shipment_id,
         type=type_,
         episode=episode,
-        status=ExceptionStatus.OPEN,
+        status=IncidentStatus.OPEN,
         raised_at=now,
         cause_at=cause_at,
         cause_event_id=cause_event_id,
@@ -217,16 +217,16 @@ def new_exception(
 
 
 def resolved(
-    exception: ShipmentException,
+    exception: Incident,
     *,
     now: datetime,
     by: ResolvedBy,
     note: str | None = None,
     event: CanonicalEvent | None = None,
-) -> ShipmentException:
+) -> Incident:
     return exception.model_copy(
         update={
-            "status": ExceptionStatus.RESOLVED,
+            "status": IncidentStatus.RESOLVED,
             "resolved_at": now,
             "resolved_by": by,
             "resolution_note": note,
@@ -236,7 +236,7 @@ def resolved(
     )
 
 
-def refreshed(exception: ShipmentException, shipment: Shipment, now: datetime) -> ShipmentException:
+def refreshed(exception: Incident, shipment: Shipment, now: datetime) -> Incident:
     """An open exception with the shipment's current header and last scan."""
     header = {
         "carrier": shipment.carrier,
@@ -253,7 +253,7 @@ def refreshed(exception: ShipmentException, shipment: Shipment, now: datetime) -
 # ------------------------------------------------------------------------------ bus events
 
 
-def exception_detail(shipment: Shipment, exception: ShipmentException, sequence: int) -> dict[str, Any]:
+def incident_detail(shipment: Shipment, exception: Incident, sequence: int) -> dict[str, Any]:
     """The detail of ``Shipment Exception Raised | Resolved | Escalated`` (README contract)."""
     body = exception.to_json_dict()
     if exception.type in CLAIM_TYPES:
@@ -283,7 +283,7 @@ class Announcement:
     """An exception change to publish, ordered among the commit's other news by ``at``."""
 
     detail_type: str
-    exception: ShipmentException
+    exception: Incident
     at: tuple[Any, ...]  # sort key: the scan that caused it (see ``order_key``)
 
 
@@ -302,17 +302,17 @@ def order_key(event: CanonicalEvent | None, now: datetime, step: int) -> tuple[A
 class Reconciled:
     """What a commit must write about exceptions."""
 
-    writes: list[ExceptionWrite] = field(default_factory=list)
+    writes: list[IncidentWrite] = field(default_factory=list)
     announcements: list[Announcement] = field(default_factory=list)
     open_types: list[str] = field(default_factory=list)
 
-    def write(self, exception: ShipmentException, expect: Expect) -> None:
-        self.writes.append(ExceptionWrite(exception, expect))
+    def write(self, exception: Incident, expect: Expect) -> None:
+        self.writes.append(IncidentWrite(exception, expect))
 
 
 def reconcile(
     shipment: Shipment,
-    stored: Sequence[ShipmentException],
+    stored: Sequence[Incident],
     ordered: Sequence[CanonicalEvent],
     *,
     now: datetime,
@@ -322,7 +322,7 @@ def reconcile(
     order). ``shipment`` is the record as it will be stored (for headers and last scan)."""
     out = Reconciled()
     by_id = {event.event_id: event for event in ordered}
-    final: dict[str, ShipmentException] = {s.exception_id: s for s in stored}
+    final: dict[str, Incident] = {s.exception_id: s for s in stored}
     claimed: set[str] = set()
     for episode in carrier_episodes(ordered, rules):
         matches = sorted(
@@ -331,7 +331,7 @@ def reconcile(
         )
         claimed.update(s.exception_id for s in matches)
         if not matches:
-            created = new_exception(
+            created = new_incident(
                 shipment,
                 episode.type,
                 episode.start.event_id,
@@ -404,16 +404,16 @@ def reconcile(
     return out
 
 
-def silence_anchor(exception: ShipmentException) -> datetime | None:
+def silence_anchor(exception: Incident) -> datetime | None:
     """The instant a silence counted from (``details.since``)."""
     since = exception.details.get("since")
     return datetime.fromisoformat(since.replace("Z", "+00:00")) if isinstance(since, str) else None
 
 
-def silence_ending(exception: ShipmentException, ordered: Sequence[CanonicalEvent]) -> CanonicalEvent | None:
+def silence_ending(exception: Incident, ordered: Sequence[CanonicalEvent]) -> CanonicalEvent | None:
     """The scan that ends an open silence: any carrier scan for ``no_first_scan``, any event
     after the anchor for ``stalled``."""
-    if exception.type is ExceptionType.NO_FIRST_SCAN:
+    if exception.type is IncidentType.NO_FIRST_SCAN:
         return next((event for event in ordered if is_scan(event)), None)
     anchor = silence_anchor(exception)
     if anchor is None:
@@ -423,13 +423,13 @@ def silence_ending(exception: ShipmentException, ordered: Sequence[CanonicalEven
 
 def resolve_all(
     partition: Partition, *, now: datetime, note: str, shipment: Shipment | None = None
-) -> tuple[list[ExceptionWrite], list[Announcement]]:
+) -> tuple[list[IncidentWrite], list[Announcement]]:
     """Resolve every open exception of a partition (a shipment merged into another)."""
     writes, announcements = [], []
-    for exception in partition.exceptions:
+    for exception in partition.incidents:
         if exception.is_open:
             closed = resolved(exception, now=now, by=ResolvedBy.AUTO, note=note)
-            writes.append(ExceptionWrite(closed, Expect.OPEN))
+            writes.append(IncidentWrite(closed, Expect.OPEN))
             announcements.append(Announcement(EXCEPTION_RESOLVED, closed, order_key(None, now, 2)))
     return writes, announcements
 
@@ -443,7 +443,7 @@ def outbox_entries(
             shipment_id=shipment.shipment_id,
             sequence=first_sequence + index,
             detail_type=a.detail_type,
-            detail=exception_detail(shipment, a.exception, first_sequence + index),
+            detail=incident_detail(shipment, a.exception, first_sequence + index),
             created_at=now,
         )
         for index, a in enumerate(announcements)
@@ -499,7 +499,7 @@ def _publish(entries: list[OutboxEntry], store: PartitionStore, publisher: Publi
 
 def _write_one(
     partition: Partition,
-    write: ExceptionWrite,
+    write: IncidentWrite,
     detail_type: str,
     open_types: list[str],
     *,
@@ -518,7 +518,7 @@ def _write_one(
                 shipment=updated,
                 expected_version=partition.shipment.version,
                 outbox=entries,
-                exceptions=[write],
+                incidents=[write],
             )
         )
     except Conflict:
@@ -536,7 +536,7 @@ def resolve_by_operator(
     store: PartitionStore,
     publisher: Publisher,
     now: datetime,
-) -> ShipmentException:
+) -> Incident:
     """Close an open exception by hand (``POST /v1/exceptions/{id}/resolve``).
 
     ``NotFound`` if the shipment has no such exception; an exception already resolved is
@@ -544,18 +544,16 @@ def resolve_by_operator(
     """
     for attempt in range(WRITE_ATTEMPTS):
         partition = store.load(shipment_id)
-        found = next((e for e in partition.exceptions if e.exception_id == exception_id), None) if partition else None
+        found = next((e for e in partition.incidents if e.exception_id == exception_id), None) if partition else None
         if partition is None or found is None:
             raise NotFound("no exception with this id")
         if not found.is_open:
             return found
         closed = resolved(found, now=now, by=ResolvedBy.OPERATOR, note=note)
-        open_types = sorted(
-            {e.type.value for e in partition.exceptions if e.is_open and e.exception_id != exception_id}
-        )
+        open_types = sorted({e.type.value for e in partition.incidents if e.is_open and e.exception_id != exception_id})
         written = _write_one(
             partition,
-            ExceptionWrite(closed, Expect.OPEN),
+            IncidentWrite(closed, Expect.OPEN),
             EXCEPTION_RESOLVED,
             open_types,
             attempt=attempt,
@@ -568,9 +566,9 @@ def resolve_by_operator(
     raise Conflict("the shipment kept changing; try again")
 
 
-def open_exception(
+def open_incident(
     shipment_id: str,
-    type_: ExceptionType,
+    type_: IncidentType,
     episode: str,
     *,
     cause_at: datetime,
@@ -578,7 +576,7 @@ def open_exception(
     store: PartitionStore,
     publisher: Publisher,
     now: datetime,
-) -> tuple[ShipmentException, bool]:
+) -> tuple[Incident, bool]:
     """Open an exception of ``type_`` for ``episode`` (a claim: ``POST
     /v1/shipments/{id}/claims``), with its playbook. Returns it and whether it was created:
     the same episode opened again returns the stored one unchanged (idempotent)."""
@@ -586,17 +584,17 @@ def open_exception(
         partition = store.load(shipment_id)
         if partition is None:
             raise NotFound("no shipment with this id")
-        exception_id = exception_id_for(shipment_id, type_, episode)
-        existing = next((e for e in partition.exceptions if e.exception_id == exception_id), None)
+        exception_id = incident_id_for(shipment_id, type_, episode)
+        existing = next((e for e in partition.incidents if e.exception_id == exception_id), None)
         if existing is not None:
             return existing, False
-        created = new_exception(
+        created = new_incident(
             partition.shipment, type_, episode, now=now, cause_at=cause_at, rules=playbooks(), details=details
         )
-        open_types = sorted({e.type.value for e in partition.exceptions if e.is_open} | {type_.value})
+        open_types = sorted({e.type.value for e in partition.incidents if e.is_open} | {type_.value})
         written = _write_one(
             partition,
-            ExceptionWrite(created, Expect.NEW),
+            IncidentWrite(created, Expect.NEW),
             EXCEPTION_RAISED,
             open_types,
             attempt=attempt,

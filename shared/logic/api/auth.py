@@ -20,7 +20,7 @@ An HTTP API authorizer with simple responses can only say allow (the route runs)
 (API Gateway answers 403), so a wrong key could never be a 401. The authorizer therefore
 *authenticates* — it returns ``isAuthorized: true`` with a verdict in its context
 (``valid``, ``unknown``, ``malformed``, ``revoked``) and the key id — and the merchant
-functions *enforce*: one middleware (``shared.logic.merchant.new_merchant_resolver``)
+functions *enforce*: one middleware (``shared.logic.api.merchant.new_merchant_resolver``)
 refuses every request whose verdict is not ``valid`` before any route runs, and fails
 closed when the context is missing. A test holds every route attached to the authorizer
 to this. API Gateway caches the verdict per ``Authorization`` value for the authorizer's

@@ -2,14 +2,14 @@
 received claims and refund decisions (DESIGN §4.1).
 
 - ``GET /v1/exceptions?owner=&type=&status=&limit=&cursor=`` — the queue, oldest SLA first,
-  one Query per owner on the ``ByQueue`` index (``shared.dal.exceptions``). Each row is what a
+  one Query per owner on the ``ByQueue`` index (``shared.dal.incidents``). Each row is what a
   support agent needs in one answer: the parcel's numbers, its last scan, the exception, who
   acts, the next action, the customer message key, the SLA and the time left.
 - ``POST /v1/exceptions/{id}/resolve`` — an operator closes an open exception with a note;
   ``Shipment Exception Resolved`` goes out through the shipment's outbox, in its sequence.
 - ``POST /v1/shipments/{id}/claims`` — a delivered-not-received claim: only on a delivered
   parcel (409 otherwise), opening that exception with the claim's details.
-- ``GET /v1/shipments/{id}/refund-decision`` — ``shared.logic.refunds`` over the stored shipment.
+- ``GET /v1/shipments/{id}/refund-decision`` — ``shared.logic.refunds.rules`` over the stored shipment.
 
 Unknown ids answer 404 with one body whatever the id looks like.
 """
@@ -30,16 +30,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from shared import clock
 from shared.clock import isoformat_z
 from shared.dal.bus import EventBridgePublisher
-from shared.dal.exceptions import MAX_PAGE, DynamoExceptionStore, QueuePage
+from shared.dal.incidents import MAX_PAGE, DynamoIncidentStore, QueuePage
 from shared.dal.shipments import DynamoShipmentStore
 from shared.errors import Conflict, InvalidInput, MalformedPayload, NotFound, PayloadTooLarge
-from shared.logic.commit import ShipmentStore
-from shared.logic.exceptions import Publisher, open_exception, resolve_by_operator
-from shared.logic.refunds import decide_refund, facts_of, refund_rules
-from shared.logic.registration import _load_shipment, describe
-from shared.logic.silence import BusinessThresholds
-from shared.models.canonical import ExceptionType, Milestone
-from shared.models.exceptions import ExceptionStatus, Owner, ResolvedBy, ShipmentException
+from shared.logic.incidents.playbooks import Publisher, open_incident, resolve_by_operator
+from shared.logic.incidents.silence import BusinessThresholds
+from shared.logic.ingest.parcels import ShipmentStore
+from shared.logic.merchant.registration import _load_shipment, describe
+from shared.logic.refunds.rules import decide_refund, facts_of, refund_rules
+from shared.models.canonical import IncidentType, Milestone
+from shared.models.incidents import Incident, IncidentStatus, Owner, ResolvedBy
 from shared.models.ops import (
     ClaimRequest,
     LastScan,
@@ -61,14 +61,14 @@ CLAIM_FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little; a claim
 QUEUE_PARAMETERS = ("owner", "type", "status", "limit", "cursor")
 
 
-class ExceptionReader(Protocol):
-    def get(self, exception_id: str) -> ShipmentException | None: ...
+class IncidentReader(Protocol):
+    def get(self, exception_id: str) -> Incident | None: ...
     def list_queue(
         self,
         *,
-        status: ExceptionStatus = ExceptionStatus.OPEN,
+        status: IncidentStatus = IncidentStatus.OPEN,
         owners: Sequence[Owner] = (),
-        type: ExceptionType | None = None,  # noqa: A002 - the route's query parameter
+        type: IncidentType | None = None,  # noqa: A002 - the route's query parameter
         limit: int = 50,
         cursor: str | None = None,
     ) -> QueuePage: ...
@@ -79,7 +79,7 @@ class OpsServices:
     """What the ops routes work with (AWS resources, or in-memory fakes in unit tests)."""
 
     store: ShipmentStore
-    exceptions: ExceptionReader
+    incidents: IncidentReader
     publisher: Publisher
 
 
@@ -88,7 +88,7 @@ def ops_services() -> OpsServices:
     settings = load(MerchantApiSettings)
     return OpsServices(
         store=DynamoShipmentStore(settings.shipments_table),
-        exceptions=DynamoExceptionStore(settings.shipments_table),
+        incidents=DynamoIncidentStore(settings.shipments_table),
         publisher=EventBridgePublisher(settings.event_bus_name),
     )
 
@@ -128,8 +128,8 @@ def _choice(name: str, value: str | None, allowed: type[Any]) -> Any:
 @dataclass(frozen=True)
 class QueueFilters:
     owners: tuple[Owner, ...]
-    type: ExceptionType | None
-    status: ExceptionStatus
+    type: IncidentType | None
+    status: IncidentStatus
     limit: int
 
     def fingerprint(self) -> str:
@@ -159,8 +159,8 @@ def parse_queue_query(query: dict[str, str]) -> tuple[QueueFilters, str | None]:
         raise InvalidInput(f"limit: a whole number from 1 to {MAX_PAGE}")
     filters = QueueFilters(
         owners=tuple(owners),
-        type=_choice("type", query.get("type"), ExceptionType),
-        status=_choice("status", query.get("status"), ExceptionStatus) or ExceptionStatus.OPEN,
+        type=_choice("type", query.get("type"), IncidentType),
+        status=_choice("status", query.get("status"), IncidentStatus) or IncidentStatus.OPEN,
         limit=int(limit_text) if limit_text else PAGE_DEFAULT,
     )
     cursor = query.get("cursor") or None
@@ -187,7 +187,7 @@ def _open_cursor(cursor: str, filters: QueueFilters) -> str:
     return inner
 
 
-def queue_row(exception: ShipmentException, now: datetime) -> QueueRow:
+def queue_row(exception: Incident, now: datetime) -> QueueRow:
     """An exception as the queue shows it, its SLA counted from ``now``."""
     left = exception.sla_left(now)
     scan = exception.last_scan
@@ -240,7 +240,7 @@ def list_exceptions(query: dict[str, str], services: OpsServices) -> QueuePageVi
     """``GET /v1/exceptions``: one page of the queue, oldest SLA first."""
     filters, cursor = parse_queue_query(query)
     now = clock.now()
-    page = services.exceptions.list_queue(
+    page = services.incidents.list_queue(
         status=filters.status, owners=filters.owners, type=filters.type, limit=filters.limit, cursor=cursor
     )
     return QueuePageView(
@@ -259,7 +259,7 @@ def resolve_exception(exception_id: str, body: str | bytes | None, services: Ops
 
     404 for any id that names no exception (one answer, whatever the id looks like); 409 if it
     is already resolved (by the parcel moving on, or by another operator)."""
-    found = services.exceptions.get(exception_id)
+    found = services.incidents.get(exception_id)
     if found is None:
         raise NotFound(EXCEPTION_NOT_FOUND)
     request: ResolveRequest = _parse_body(body, ResolveRequest)
@@ -279,7 +279,7 @@ def resolve_exception(exception_id: str, body: str | bytes | None, services: Ops
     return queue_row(closed, now)
 
 
-def _already_resolved(exception: ShipmentException) -> str:
+def _already_resolved(exception: Incident) -> str:
     when = isoformat_z(exception.resolved_at) if exception.resolved_at else "earlier"
     how = "by an operator" if exception.resolved_by is ResolvedBy.OPERATOR else "automatically"
     return f"this exception was already resolved {how} at {when}"
@@ -320,7 +320,7 @@ def record_claim(shipment_id: str, body: str | bytes | None, services: OpsServic
         raise InvalidInput("claimed_at: is before the delivery scan")
     delivery = shipment.status_event_id or isoformat_z(shipment.status_since)
     episode = _claim_episode(delivery, request)
-    open_claims = [e for e in partition.exceptions if e.is_open and e.type is ExceptionType.DELIVERED_NOT_RECEIVED]
+    open_claims = [e for e in partition.incidents if e.is_open and e.type is IncidentType.DELIVERED_NOT_RECEIVED]
     if open_claims and all(e.episode != episode for e in open_claims):
         raise Conflict(f"a claim is already open on this shipment: {open_claims[0].exception_id}")
     details = {
@@ -331,9 +331,9 @@ def record_claim(shipment_id: str, body: str | bytes | None, services: OpsServic
         "delivered_at": isoformat_z(shipment.status_since),
         "delivery_event_id": shipment.status_event_id,
     }
-    exception, created = open_exception(
+    exception, created = open_incident(
         shipment.shipment_id,
-        ExceptionType.DELIVERED_NOT_RECEIVED,
+        IncidentType.DELIVERED_NOT_RECEIVED,
         episode,
         cause_at=claimed_at,
         details=details,

@@ -9,7 +9,7 @@ and never holds the others up. Each answer goes onto the ingest queue as a ``pol
 exactly like a webhook, so there is one processing path — unless it says exactly what the last
 answer enqueued for that shipment said (``answer_digest``; carriers re-send the whole history
 on every poll), which is not ingested again; then the shipment's due time moves on by the
-cadence of its status (``shared.logic.cadence``).
+cadence of its status (``shared.logic.polling.cadence``).
 
 A carrier is never called faster than its token bucket allows. A 429 rests it for its
 ``Retry-After`` (for the rest of the run when it gives none, or one longer than the run);
@@ -34,8 +34,8 @@ from shared.adapters import load_adapter
 from shared.dal.carrier_api import Answer, CarrierClient, CredentialsMissing, CredentialsRefused
 from shared.dal.shipments import DueShipment
 from shared.errors import DependencyUnavailable, NotFound, PayloadError
-from shared.logic.cadence import DEFAULT_POLICY, SHARDS, PollPolicy, next_poll
-from shared.logic.ratelimit import DEFAULT_RATE_LIMITS, TokenBucket
+from shared.logic.polling.cadence import DEFAULT_POLICY, SHARDS, PollPolicy, next_poll
+from shared.logic.polling.ratelimit import DEFAULT_RATE_LIMITS, TokenBucket
 from shared.models.canonical import Milestone
 
 RETRY_AFTER_FAILURE = timedelta(minutes=15)
@@ -409,7 +409,7 @@ def run_poller(time_left: Callable[[], float]) -> PollOutcome:
     from shared.dal.ingress import archive_raw, enqueue
     from shared.dal.shipments import DynamoShipmentStore
     from shared.envelope import build_envelope
-    from shared.logic.cadence import first_shard
+    from shared.logic.polling.cadence import first_shard
     from shared.settings import PollerSettings, load
 
     settings = load(PollerSettings)

@@ -13,21 +13,21 @@ from hypothesis import strategies as st
 
 from shared import clock
 from shared.clock import FrozenClock
-from shared.logic.exceptions import (
+from shared.logic.incidents.playbooks import (
     EXCEPTION_RAISED,
     EXCEPTION_RESOLVED,
     carrier_episodes,
     playbooks,
     resolve_by_operator,
 )
-from shared.logic.process import Staged, commit_batch
-from shared.logic.timeline import walk
-from shared.models.canonical import CanonicalEvent, ExceptionType, Milestone
-from shared.models.exceptions import ExceptionStatus, Owner, ResolvedBy, ShipmentException
+from shared.logic.ingest.process import Staged, commit_batch
+from shared.logic.shipments.timeline import walk
+from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
+from shared.models.incidents import Incident, IncidentStatus, Owner, ResolvedBy
 from tests.builders import T0, scan
 from tests.fakes import InMemoryShipmentStore, RecordingPublisher
 
-M, X = Milestone, ExceptionType
+M, X = Milestone, IncidentType
 
 # A journey with two "held" episodes split by a movement scan, a delay, and a failed attempt.
 JOURNEY = [
@@ -61,9 +61,9 @@ class Processor:
             )
         assert not outcome.failed_message_ids, outcome.errors
 
-    def exceptions(self) -> list[ShipmentException]:
+    def incidents(self) -> list[Incident]:
         (shipment_id,) = self.store.shipments
-        return list(self.store.exceptions.get(shipment_id, {}).values())
+        return list(self.store.incidents.get(shipment_id, {}).values())
 
     def announcements(self) -> Counter[tuple[str, str]]:
         return Counter(
@@ -73,7 +73,7 @@ class Processor:
         )
 
 
-def observable(exceptions: list[ShipmentException]) -> list[tuple[str, str, str, str | None]]:
+def observable(exceptions: list[Incident]) -> list[tuple[str, str, str, str | None]]:
     return sorted(
         (e.type.value, e.cause_at.isoformat(), e.status.value, e.resolved_by.value if e.resolved_by else None)
         for e in exceptions
@@ -93,18 +93,18 @@ def test_in_order_each_problem_opens_then_clears_on_movement() -> None:
     for event in JOURNEY[:2]:
         processor.deliver([event])
     # Given a hold scan: the exception is open, owned by the carrier desk, with its playbook
-    (held,) = processor.exceptions()
-    assert held.type is X.HELD and held.status is ExceptionStatus.OPEN and held.owner is Owner.CARRIER_DESK
+    (held,) = processor.incidents()
+    assert held.type is X.HELD and held.status is IncidentStatus.OPEN and held.owner is Owner.CARRIER_DESK
     assert held.cause_at == T0 + timedelta(hours=20) and held.sla_due_at == held.raised_at + timedelta(hours=24)
     assert held.last_scan is not None and held.last_scan.event_id == JOURNEY[1].event_id
     assert processor.store.shipments[held.shipment_id].open_exceptions == ["held"]
     # When the parcel moves, it is resolved by that scan
     processor.deliver([JOURNEY[2]])
-    (cleared,) = processor.exceptions()
-    assert cleared.status is ExceptionStatus.RESOLVED and cleared.resolving_event_id == JOURNEY[2].event_id
+    (cleared,) = processor.incidents()
+    assert cleared.status is IncidentStatus.RESOLVED and cleared.resolving_event_id == JOURNEY[2].event_id
     for event in JOURNEY[3:]:
         processor.deliver([event])
-    assert observable(processor.exceptions()) == EXPECTED
+    assert observable(processor.incidents()) == EXPECTED
     # and the bus heard each once, in the shipment's one sequence, interleaved with milestones
     assert set(processor.announcements().values()) == {1}
     sequences = [e.sequence for e in processor.publisher.published]
@@ -123,9 +123,9 @@ def test_any_arrival_order_ends_with_the_same_exceptions_each_announced_once(ord
     for start in range(0, len(arriving), together):
         processor.deliver(arriving[start : start + together])
     processor.deliver(arriving[:2])  # a redelivery changes nothing
-    assert observable(processor.exceptions()) == EXPECTED
+    assert observable(processor.incidents()) == EXPECTED
     announced = processor.announcements()
-    for exception in processor.exceptions():
+    for exception in processor.incidents():
         assert announced[(EXCEPTION_RAISED, exception.exception_id)] == 1
         assert announced[(EXCEPTION_RESOLVED, exception.exception_id)] == 1
     assert len(announced) == 2 * len(EXPECTED)
@@ -137,33 +137,33 @@ def test_a_late_older_scan_of_the_same_problem_joins_the_running_episode() -> No
     earlier_hold = scan(None, 26, exception=X.CUSTOMS_HOLD, raw_code="hold-a")
     processor.deliver([scan(M.CUSTOMS_STARTED, 24), later_hold])
     processor.deliver([earlier_hold])  # older, arriving late: the same hold, known from earlier
-    (hold,) = processor.exceptions()
+    (hold,) = processor.incidents()
     assert hold.is_open and hold.cause_at == T0 + timedelta(hours=26)
     assert sum(processor.announcements().values()) == 1
     # a re-presentation to customs is not a release; clearance is
     processor.deliver([scan(M.CUSTOMS_STARTED, 31)])
-    assert processor.exceptions()[0].is_open
+    assert processor.incidents()[0].is_open
     processor.deliver([scan(M.CUSTOMS_CLEARED, 50)])
-    assert not processor.exceptions()[0].is_open
+    assert not processor.incidents()[0].is_open
 
 
 def test_damage_stays_open_while_the_parcel_moves_and_a_return_until_it_is_back() -> None:
     processor = Processor()
     processor.deliver([scan(M.PICKED_UP, 0), scan(None, 5, exception=X.DAMAGED), scan(M.ARRIVED_HUB, 9)])
-    assert [e.is_open for e in processor.exceptions()] == [True]
+    assert [e.is_open for e in processor.incidents()] == [True]
     processor.deliver([scan(M.RETURN_STARTED, 20, exception=X.RETURN_TO_SENDER), scan(M.ARRIVED_HUB, 30)])
-    by_type = {e.type: e for e in processor.exceptions()}
+    by_type = {e.type: e for e in processor.incidents()}
     assert by_type[X.RETURN_TO_SENDER].is_open and by_type[X.DAMAGED].is_open
     (shipment,) = processor.store.shipments.values()
     assert shipment.silence_type is None  # a returning parcel is not "stalled" (its playbook pauses it)
     processor.deliver([scan(M.RETURN_DELIVERED, 70)])
-    assert not any(e.is_open for e in processor.exceptions())
+    assert not any(e.is_open for e in processor.incidents())
 
 
 def test_an_operator_resolution_stands_while_the_condition_lasts() -> None:
     processor = Processor()
     processor.deliver([scan(M.PICKED_UP, 0), scan(None, 5, exception=X.LOST)])
-    (lost,) = processor.exceptions()
+    (lost,) = processor.incidents()
     with clock.use_clock(processor.clock):
         closed = resolve_by_operator(
             lost.exception_id,
@@ -175,7 +175,7 @@ def test_an_operator_resolution_stands_while_the_condition_lasts() -> None:
         )
     assert closed.resolved_by is ResolvedBy.OPERATOR
     processor.deliver([scan(None, 8, exception=X.LOST, raw_code="lost-again")])  # the same episode
-    (still,) = processor.exceptions()
+    (still,) = processor.incidents()
     assert still.resolved_by is ResolvedBy.OPERATOR and still.resolution_note == "claim filed, customer refunded"
     assert processor.announcements()[(EXCEPTION_RESOLVED, lost.exception_id)] == 1
 
@@ -190,8 +190,8 @@ def test_a_batch_of_many_problems_is_sliced_under_the_transaction_limit() -> Non
             else scan(M.ARRIVED_HUB if hour % 4 else M.IN_TRANSIT, hour, city=f"HUB{hour}")
         )
     processor.deliver(events)  # the fake refuses any transaction over 100 items, as DynamoDB does
-    assert len(processor.exceptions()) == 30
-    assert all(not e.is_open for e in processor.exceptions())
+    assert len(processor.incidents()) == 30
+    assert all(not e.is_open for e in processor.incidents())
     assert processor.store.commits > 1
 
 
