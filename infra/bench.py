@@ -577,6 +577,7 @@ GOALS = {
     "silence_items_per_due.10000": ("<=", 1.2),
     "silence_items_per_due.100000": ("<=", 1.2),
     "silence_scan_calls": ("<=", 0),
+    "usd_per_1000_shipments": ("<=", 0.25),  # AWS list prices, customer messages excluded
     **{
         f"normalize_eps.{source}": (">=", 5000)
         for source in ("generic", "easypost", "aftership", "shippo", "seventeentrack", "ups", "fedex", "usps", "dhl")
@@ -584,10 +585,15 @@ GOALS = {
 }
 
 
-def stack_figures(shipments: int = 500) -> dict[str, float]:
+# A hosted tracking service's price per 1,000 shipments: on its 10,000-shipment plan, and over quota.
+HOSTED_USD_PER_1000 = (52.0, 80.0)
+
+
+def stack_figures(shipments: int = 500, days: int = 10) -> dict[str, float]:
     """The whole local stack under the simulator: ``shiplight demo --no-serve --shipments 500``
-    (the default 10 simulated days) timed end to end, and canonical events per second of its
-    simulation."""
+    (the default 10 simulated days) timed end to end, canonical events per second of its
+    simulation, and what its AWS requests would cost (the demo runs under ``infra.costs``'s
+    meter, which counts them as it goes)."""
     import os
     import subprocess
     import sys
@@ -595,8 +601,10 @@ def stack_figures(shipments: int = 500) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as state:
         summary_path = Path(state) / "summary.json"
+        usage_path = Path(state) / "usage.json"
         started = time.perf_counter()
-        command = [sys.executable, "-m", "infra.cli", "demo", "--no-serve", "--shipments", str(shipments)]
+        command = [sys.executable, "-m", "infra.costs", "--usage-json", str(usage_path)]
+        command += ["demo", "--no-serve", "--shipments", str(shipments), "--days", str(days)]
         done = subprocess.run(
             [*command, "--port", "0", "--state-dir", state, "--summary-json", str(summary_path)],
             capture_output=True,
@@ -607,11 +615,31 @@ def stack_figures(shipments: int = 500) -> dict[str, float]:
         if done.returncode != 0:
             raise RuntimeError(f"the demo failed: {done.stderr[-2000:]}")
         summary = json.loads(summary_path.read_text())
-    return {
+        usage = json.loads(usage_path.read_text())
+    figures = {
         f"demo_{shipments}_seconds": wall,
-        "stack_eps": summary["events_received"] / summary["wall_seconds"],
+        "stack_eps": summary["events_received"] / summary.get("timing", summary)["wall_seconds"],
         "cores": float(os.cpu_count() or 1),
     }
+    print(f"  {shipments} shipments over {days} simulated days in {wall:.0f} s")
+    print("what a shipment would cost on AWS (the same run's requests, priced)")
+    return figures | aws_cost_figures(usage, shipments)
+
+
+def aws_cost_figures(usage: dict[str, Any], shipments: int) -> dict[str, float]:
+    """``usd_per_1000_shipments`` and ``aws_requests_per_shipment`` from a metered run's usage
+    (``infra.costs``), with the schedules' empty ticks measured here on a stack of their own."""
+    from infra.costs import Usage, cost_report, measure_empty_ticks
+
+    report = cost_report(
+        Usage.from_json(usage["usage"]),
+        shipments=shipments,
+        empty_ticks=measure_empty_ticks(),
+        custom_metrics=int(usage.get("custom_metrics", 0)),
+        cold_ms=usage.get("cold_ms", {}),
+    )
+    report.print(sys.stdout, goal=GOALS["usd_per_1000_shipments"][1], hosted=HOSTED_USD_PER_1000)
+    return report.figures()
 
 
 def main() -> int:
