@@ -117,3 +117,15 @@ def isoformat_z(instant: datetime) -> str:
     utc = instant.astimezone(UTC)
     text = utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds")
     return text.replace("+00:00", "Z")
+
+
+def parse_instant(text: str) -> datetime:
+    """The instant an RFC 3339 text names (``Z`` or an offset), as timezone-aware UTC.
+
+    The one parser for instants Shiplight wrote itself (records, envelopes, index keys);
+    ``ValueError`` for anything else, including a text without an offset.
+    """
+    parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"an instant needs an offset or Z: {text!r}")
+    return parsed.astimezone(UTC)

@@ -19,8 +19,9 @@ from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Commit, DueShipment
 from shared.errors import Conflict
 from shared.logic.api.auth import ApiKeyStore
 from shared.logic.api.merchant import OrderIndex
-from shared.logic.ingest.process import EventPublisher, ShipmentStore
+from shared.logic.ingest.process import IngestStore
 from shared.logic.polling.poller import DueIndex
+from shared.logic.shipments.ports import Publisher, ShipmentStore
 from shared.models.apikeys import ApiKeyRecord
 from shared.models.canonical import sortable_text
 from shared.models.incidents import Incident
@@ -188,8 +189,9 @@ class ProcessCrash(BaseException):
 
 
 _store_is_a_store: ShipmentStore = InMemoryShipmentStore()
+_store_is_an_ingest_store: IngestStore = InMemoryShipmentStore()
 _store_is_a_due_index: DueIndex = InMemoryShipmentStore()
-_publisher_is_a_publisher: EventPublisher = RecordingPublisher()
+_publisher_is_a_publisher: Publisher = RecordingPublisher()
 
 
 class InMemoryOrderIndex:

@@ -14,7 +14,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.logic.api.merchant import json_answer, merchant_services, new_merchant_resolver, request_origin
 from shared.logic.merchant.ops import list_exceptions, ops_services, record_claim, refund_decision, resolve_exception
-from shared.logic.merchant.registration import get_shipment, list_shipments, register_from_body
+from shared.logic.merchant.registration import register_from_body
+from shared.logic.merchant.shipments import get_shipment, list_shipments
 
 logger = Logger()
 metrics = Metrics()

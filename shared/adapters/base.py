@@ -24,6 +24,7 @@ from shared.models.canonical import (
 )
 from shared.models.geo import normalize_country, zone_for
 from shared.models.shipment import TrackingKey
+from shared.text import without_control_characters
 
 MAPPINGS = Path(__file__).parent / "mappings"
 P = ParamSpec("P")
@@ -174,14 +175,12 @@ def tracking_number(value: str | None) -> str:
 
 # ---------------------------------------------------------------------------- text, places
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
 
 def clip(value: object, limit: int) -> str | None:
     """Untrusted carrier text: stripped of control characters, capped at ``limit``; empty → None."""
     if value is None:
         return None
-    text = _CONTROL.sub("", str(value)).strip()
+    text = without_control_characters(str(value)).strip()
     if not text:
         return None
     return text[:limit]

@@ -6,7 +6,6 @@ what a support agent needs in one answer, built field by field from the stored e
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -15,18 +14,12 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.models.canonical import IncidentType, LocalTime, Milestone, UtcInstant
 from shared.models.incidents import IncidentStatus, Owner, ResolvedBy
-
-# Control characters other than tab and line breaks have no business in a note or a claim.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+from shared.text import checked_text
 
 
 def _text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("contains control characters")
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError("is blank")
-    return stripped
+    """Notes and claims may span lines; no other control characters."""
+    return checked_text(value, multiline=True)
 
 
 def _min_words(minimum: int) -> Any:

@@ -20,18 +20,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from shared.models.canonical import UtcInstant
 from shared.models.geo import normalize_country
 from shared.models.parties import Address, CustomerContact
-
-# Control characters (C0, DEL, C1) have no business in a name, an address or an order id.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _clean_text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("contains control characters")
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError("is blank")
-    return stripped
+from shared.text import checked_text
 
 
 def _country(value: str) -> str:
@@ -143,9 +132,9 @@ def _carrier_name(value: str) -> str:
 
 CarrierName = Annotated[str, Field(max_length=64), AfterValidator(_carrier_name)]
 TrackingNumberInput = Annotated[str, Field(min_length=1, max_length=80), AfterValidator(_tracking_number)]
-Text100 = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_clean_text)]
-Text200 = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_text)]
-OrderId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_clean_text)]
+Text100 = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(checked_text)]
+Text200 = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(checked_text)]
+OrderId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(checked_text)]
 Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
 Locale = Annotated[str, Field(max_length=35), AfterValidator(_locale)]

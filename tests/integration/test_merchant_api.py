@@ -29,10 +29,11 @@ from shared.dal.orders import DynamoOrderIndex
 from shared.dal.shipments import Commit, DynamoShipmentStore
 from shared.errors import Conflict
 from shared.logic.api.auth import create_api_key, revoke_api_key
-from shared.logic.ingest.parcels import CommitOptions
 from shared.logic.ingest.process import Staged, commit_batch
 from shared.logic.merchant.registration import parse_registration, register_shipment
 from shared.logic.polling.cadence import DEFAULT_POLICY
+from shared.logic.shipments.chain import CommitOptions
+from shared.logic.shipments.unit_of_work import UnitOfWork
 from shared.models.apikeys import ApiKeyRecord
 from shared.models.canonical import IncidentType, Milestone
 from tests.builders import T0, generic_scans, scan
@@ -272,7 +273,7 @@ def test_a_registration_racing_the_first_scan_makes_one_shipment_on_dynamodb(dep
     registered: list[Any] = []
 
     def register() -> None:
-        registered.append(register_shipment(request, store=store, options=options))
+        registered.append(register_shipment(request, uow=UnitOfWork(store, publisher), options=options))
 
     def first_scan() -> None:
         event = scan(Milestone.PICKED_UP, 1)

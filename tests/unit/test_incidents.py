@@ -13,14 +13,10 @@ from hypothesis import strategies as st
 
 from shared import clock
 from shared.clock import FrozenClock
-from shared.logic.incidents.playbooks import (
-    EXCEPTION_RAISED,
-    EXCEPTION_RESOLVED,
-    carrier_episodes,
-    playbooks,
-    resolve_by_operator,
-)
+from shared.logic.incidents.episodes import carrier_episodes
+from shared.logic.incidents.playbooks import EXCEPTION_RAISED, EXCEPTION_RESOLVED, playbooks
 from shared.logic.ingest.process import Staged, commit_batch
+from shared.logic.merchant.ops import resolve_by_operator
 from shared.logic.shipments.timeline import walk
 from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
 from shared.models.incidents import Incident, IncidentStatus, Owner, ResolvedBy

@@ -8,8 +8,8 @@ import pytest
 
 from shared import clock
 from shared.clock import FrozenClock
-from shared.logic.ingest.parcels import CommitOptions
 from shared.logic.ingest.process import Staged, commit_batch
+from shared.logic.shipments.chain import CommitOptions
 from shared.models.canonical import Milestone
 from shared.models.shipment import TrackingKey
 from tests.builders import T0, scan

@@ -14,7 +14,6 @@ from shared.clock import FrozenClock, isoformat_z
 from shared.dal.incidents import QueuePage
 from shared.errors import Conflict, InvalidInput, MalformedPayload, NotFound
 from shared.logic.incidents.playbooks import EXCEPTION_RAISED, EXCEPTION_RESOLVED
-from shared.logic.ingest.parcels import CommitOptions
 from shared.logic.ingest.process import Staged, commit_batch
 from shared.logic.merchant.ops import (
     EXCEPTION_NOT_FOUND,
@@ -24,6 +23,7 @@ from shared.logic.merchant.ops import (
     refund_decision,
     resolve_exception,
 )
+from shared.logic.shipments.chain import CommitOptions
 from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
 from shared.models.incidents import Incident, IncidentStatus, Owner
 from shared.models.ops import human_duration

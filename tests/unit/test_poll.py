@@ -17,7 +17,6 @@ from shared.clock import FrozenClock
 from shared.dal.carrier_api import Answer, CredentialsRefused
 from shared.dal.shipments import DueShipment
 from shared.errors import DependencyUnavailable
-from shared.logic.ingest.parcels import CommitOptions
 from shared.logic.ingest.process import commit_batch, stage
 from shared.logic.polling.cadence import (
     DEFAULT_POLICY,
@@ -30,6 +29,7 @@ from shared.logic.polling.cadence import (
 )
 from shared.logic.polling.poller import SAFETY_MARGIN_SECONDS, STRIKES_TO_REST, answer_digest, poll_due
 from shared.logic.polling.ratelimit import TokenBucket
+from shared.logic.shipments.chain import CommitOptions
 from shared.models.canonical import Milestone
 from tests.builders import T0, envelope_json
 from tests.fakes import InMemoryShipmentStore, RecordingPublisher

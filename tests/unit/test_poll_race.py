@@ -7,9 +7,9 @@ from datetime import timedelta
 from infra.formats.generic import generic_body, generic_event
 from shared import clock
 from shared.clock import FrozenClock
-from shared.logic.ingest.parcels import CommitOptions
 from shared.logic.ingest.process import commit_batch, stage
 from shared.logic.polling.cadence import SHARDS
+from shared.logic.shipments.chain import CommitOptions
 from tests.builders import T0, envelope_json
 from tests.fakes import InMemoryShipmentStore, RecordingPublisher
 

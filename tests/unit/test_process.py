@@ -10,7 +10,8 @@ import pytest
 from shared import clock
 from shared.clock import FrozenClock
 from shared.errors import DependencyUnavailable
-from shared.logic.ingest.process import MILESTONE_REACHED, BatchOutcome, Staged, commit_batch, stage
+from shared.logic.ingest.process import BatchOutcome, Staged, commit_batch, stage
+from shared.logic.shipments.chain import MILESTONE_REACHED
 from shared.models.canonical import Milestone
 from shared.models.shipment import TrackingKey
 from tests.builders import T0, envelope_json, generic_scans

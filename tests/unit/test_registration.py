@@ -14,15 +14,14 @@ from shared.clock import FrozenClock
 from shared.dal.shipments import Commit
 from shared.errors import DependencyUnavailable, InvalidInput, NotFound
 from shared.logic.api.merchant import MerchantServices, tracking_url
-from shared.logic.ingest.parcels import CommitOptions
 from shared.logic.ingest.process import Staged, commit_batch
 from shared.logic.merchant.registration import (
     REGISTERED,
-    get_shipment,
-    list_shipments,
     parse_registration,
     register_from_body,
 )
+from shared.logic.merchant.shipments import get_shipment, list_shipments
+from shared.logic.shipments.chain import CommitOptions
 from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
 from shared.models.shipment import Shipment, TrackingKey
 from tests.builders import T0, scan

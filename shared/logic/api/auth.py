@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from shared.clock import isoformat_z
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from shared.models.apikeys import KEY_PREFIX, LABEL_MAX, ApiKeyRecord, is_key_id, key_digest, parse_api_key
+from shared.text import has_control_characters
 
 VALID = "valid"
 UNKNOWN = "unknown"  # well-formed, but no such key or a wrong secret
@@ -132,7 +133,7 @@ def require_merchant(event: dict[str, Any]) -> str:
 
 def _label(label: str | None) -> str:
     text = (label or "").strip()
-    if len(text) > LABEL_MAX or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+    if len(text) > LABEL_MAX or has_control_characters(text):
         raise InvalidInput(f"label: at most {LABEL_MAX} printable characters")
     return text
 

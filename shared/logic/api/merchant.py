@@ -1,38 +1,34 @@
 """The merchant API's common ground: the authenticated resolver, the services its routes
-use, the shipment view, tracking links and JSON answers.
+use, request bodies, tracking links and JSON answers.
 
-A route module (``shared.logic.merchant.registration`` and the ones that follow) takes a
-:class:`MerchantServices` and returns models; ``functions/merchant_api/app.py`` wires each
-route to it in a few lines, behind :func:`new_merchant_resolver`, so no route can run
-without a valid API key.
+A route module (``shared.logic.merchant.*``) takes a :class:`MerchantServices` and returns
+models; ``functions/merchant_api/app.py`` wires each route to it in a few lines, behind
+:func:`new_merchant_resolver`, so no route can run without a valid API key.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from shared.dal.bus import EventBridgePublisher
 from shared.dal.orders import DynamoOrderIndex, OrderPage
 from shared.dal.shipments import DynamoShipmentStore
-from shared.errors import Forbidden, ServiceError, Unauthorized
+from shared.errors import Forbidden, InvalidInput, MalformedPayload, PayloadTooLarge, ServiceError, Unauthorized
 from shared.http import JSON_HEADERS, error_body, status_for
 from shared.logic.api.auth import require_merchant
 from shared.logic.api.resolver import new_resolver
-from shared.logic.ingest.parcels import CommitOptions, ShipmentStore
-from shared.logic.ingest.process import EventPublisher
-from shared.models.merchant import MerchantEvent, MerchantShipmentView, Registration
-from shared.models.ops import QueueRow
-from shared.models.shipment import Partition
-from shared.models.views import STATUS_LABELS, PublicLeg
+from shared.logic.shipments.chain import CommitOptions
+from shared.logic.shipments.ports import Publisher, ShipmentStore
 from shared.settings import MerchantApiSettings, load
 
 WWW_AUTHENTICATE = 'Bearer realm="shiplight"'
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class OrderIndex(Protocol):
@@ -45,7 +41,7 @@ class MerchantServices:
 
     store: ShipmentStore
     orders: OrderIndex
-    publisher: EventPublisher
+    publisher: Publisher
     options: CommitOptions
     public_base_url: str = ""
 
@@ -122,66 +118,37 @@ def tracking_url(token: str, *, public_base_url: str, origin: str) -> str:
     return f"{base.rstrip('/')}/t/{token}"
 
 
-# ------------------------------------------------------------------------------ the view
+# ------------------------------------------------------------------------------ bodies
 
 
-def shipment_view(
-    partition: Partition,
-    *,
-    tracking_link: str,
-    exceptions: Iterable[QueueRow] = (),
-    eta: dict[str, Any] | None = None,
-) -> MerchantShipmentView:
-    """Everything about one shipment for its merchant, newest event first."""
-    shipment = partition.shipment
-    events = sorted(partition.events, key=lambda stored: stored.event.sort_key, reverse=True)
-    registration = None
-    if shipment.registered_at is not None:
-        registration = Registration(
-            registered_at=shipment.registered_at,
-            order_id=shipment.order_id,
-            origin=shipment.origin,
-            destination=shipment.destination,
-            customer=shipment.customer,
-            locale=shipment.locale,
-            time_zone=shipment.time_zone,
-            promised_delivery_date=shipment.promised_delivery_date,
-            label_created_at=shipment.label_created_at,
-        )
-    return MerchantShipmentView(
-        shipment_id=shipment.shipment_id,
-        order_id=shipment.order_id,
-        carrier=shipment.carrier,
-        tracking_number=shipment.tracking_number,
-        tracking_numbers=[PublicLeg(carrier=key.carrier, tracking_number=key.tracking_number) for key in shipment.keys],
-        status=shipment.status,
-        status_label=STATUS_LABELS[shipment.status],
-        status_since=shipment.status_since,
-        last_event_at=shipment.last_event_at,
-        event_count=shipment.event_count,
-        created_at=shipment.created_at,
-        updated_at=shipment.updated_at,
-        tracking_token=shipment.public_token,
-        tracking_url=tracking_link,
-        registration=registration,
-        exceptions=list(exceptions),
-        eta=eta,
-        events=[
-            MerchantEvent(
-                event_id=stored.event.event_id,
-                carrier=stored.event.carrier,
-                tracking_number=stored.event.tracking_number,
-                milestone=stored.event.milestone,
-                exception=stored.event.exception,
-                occurred_at=stored.event.occurred_at,
-                occurred_at_local=stored.event.occurred_at_local,
-                time_source=stored.event.time_source,
-                location=stored.event.location,
-                description=stored.event.description,
-                raw_code=stored.event.raw_code,
-                source=stored.source,
-                received_at=stored.event.received_at,
-            )
-            for stored in events
-        ],
-    )
+def describe(error: ValidationError) -> str:
+    """Every problem of a payload as ``field: reason`` (never the value: it may be personal)."""
+    problems: list[str] = []
+    for detail in error.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in detail["loc"]) or "body"
+        if detail["type"] == "missing":
+            reason = "is required"
+        elif detail["type"] == "extra_forbidden":
+            reason = "is not a field of this request"
+        else:
+            reason = detail["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {reason}")
+    return "; ".join(problems[:20])
+
+
+def parse_body(body: str | bytes | None, model: type[Model], *, max_bytes: int) -> Model:
+    """A JSON object validated by ``model``: 413 over ``max_bytes``, 400 when it is not a JSON
+    object, 422 (``InvalidInput``) naming every bad field and why."""
+    raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"body: at most {max_bytes} bytes")
+    try:
+        document = json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedPayload("body: not a JSON document") from None
+    if not isinstance(document, dict):
+        raise MalformedPayload("body: a JSON object is required")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise InvalidInput(describe(error)) from None

@@ -35,11 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import calendar
 from shared.config import OVERRIDES_VARIABLE, PolicyError, policy
-from shared.logic.incidents.playbooks import (
-    Playbooks,
-    is_scan,
-    playbooks,
-)
+from shared.logic.incidents.episodes import is_scan
+from shared.logic.incidents.playbooks import Playbooks, playbooks
 from shared.logic.polling.cadence import DEFAULT_POLICY, PollPolicy, poll_interval
 from shared.models.canonical import TERMINAL, CanonicalEvent, IncidentType, Milestone, sortable_text
 from shared.models.geo import zone_for

@@ -1,48 +1,35 @@
-"""Committing a batch's canonical events to their shipments (the processor's second step).
+"""The processor's decision: a batch's canonical events, grouped into parcels, each added to
+its shipment through the one write path (``shared.logic.shipments.unit_of_work``).
 
 Tracking numbers are first grouped into parcels: two numbers linked by a leg (a shipper
 carrier's and a last-mile carrier's, DESIGN §3) or already mapped to one shipment are one
-parcel. Each parcel is then committed on its own: its partition is loaded in one Query,
-events already stored are dropped by ``event_id``, the status is recomputed from the whole
-timeline, and the new events, the shipment record (conditioned on its ``version``), the
-tracking numbers it claims and an outbox entry per announced transition are written in one
+parcel. For each parcel, :class:`ParcelWork` loads its shipment's partition (one Query), drops
+events already stored (``event_id``), keeps the better reading of a scan read twice, and hands
+the new timeline to the decision chain (``shared.logic.shipments.chain``): status, poll
+cadence, incidents and silence follow, and the new events, the record (conditioned on its
+``version``), the tracking numbers it claims and an outbox entry per announced change are one
 transaction. When a leg link reveals that two shipments created separately are one parcel,
 the younger is merged into the older: its events are copied over first (idempotently), and
-the last transaction repoints its tracking numbers and marks it ``merged_into``.
+the last slice repoints its tracking numbers and marks it ``merged_into``.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
-from shared import clock
-from shared.clock import isoformat_z
 from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Absorbed, Commit, Reread
-from shared.errors import Conflict
-from shared.logic.incidents.playbooks import (
-    Announcement,
-    incident_detail,
-    order_key,
-    outbox_entries,
-    playbooks,
-    reconcile,
-    resolve_all,
-)
-from shared.logic.incidents.silence import silence_fields
-from shared.logic.polling.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
-from shared.logic.shipments.timeline import Transition, news, walk
-from shared.models.canonical import CanonicalEvent, Milestone, reading_strength
-from shared.models.incidents import ScanSummary
+from shared.logic.incidents.episodes import resolve_all
+from shared.logic.shipments.chain import CommitOptions, Draft, finish, incident_news, outbox_for
+from shared.logic.shipments.ports import ShipmentStore
+from shared.logic.shipments.unit_of_work import Decision
+from shared.models.canonical import CanonicalEvent, reading_strength
 from shared.models.shipment import (
     REGISTRATION_FIELDS,
     OutboxEntry,
     Partition,
-    QuarantineRecord,
     Shipment,
     StoredEvent,
     TrackingKey,
@@ -50,29 +37,10 @@ from shared.models.shipment import (
     new_shipment_id,
 )
 
-MILESTONE_REACHED = "Shipment Milestone Reached"
-COMMIT_ATTEMPTS = 6
 # Transaction items each change may need: a new event and its outbox entry; a better
 # reading (new item, deletion of the old one when its instant moved, an outbox entry).
 FRESH_COST = 2
 REREAD_COST = 3
-
-
-class ShipmentStore(Protocol):
-    def resolve(self, keys: Collection[TrackingKey]) -> dict[TrackingKey, str]: ...
-    def load(self, shipment_id: str) -> Partition | None: ...
-    def commit(self, commit: Commit) -> None: ...
-    def delete_outbox(self, entries: Sequence[OutboxEntry]) -> None: ...
-    def quarantine(self, record: QuarantineRecord) -> None: ...
-
-
-@dataclass(frozen=True)
-class CommitOptions:
-    # Outbox entries older than this are leftovers of a crashed run (longer than an
-    # event_processor invocation can last, 30 s).
-    leftover_grace: timedelta = timedelta(seconds=60)
-    poll_sources: frozenset[str] = frozenset()  # sources whose APIs the poller may call
-    policy: PollPolicy = DEFAULT_POLICY
 
 
 @dataclass
@@ -99,7 +67,6 @@ class Committed:
     stored: int = 0
     duplicates: int = 0
     reread: int = 0  # stored readings replaced by a better reading of the same scan
-    pending: list[OutboxEntry] = field(default_factory=list)
 
 
 @dataclass
@@ -132,7 +99,9 @@ class _Keys:
         self.parent[self.find(b)] = self.find(a)
 
 
-def group_batch(contributions: Iterable[Contribution], resolve: Any) -> list[Group]:
+def group_batch(
+    contributions: Iterable[Contribution], resolve: Callable[[list[TrackingKey]], dict[TrackingKey, str]]
+) -> list[Group]:
     """Group a batch's events into parcels (``resolve``: the store's ``resolve``)."""
     contributions = list(contributions)
     keys = _Keys()
@@ -193,70 +162,6 @@ def _stronger(held: StoredEvent, candidate: StoredEvent) -> StoredEvent:
     return best
 
 
-def milestone_detail(shipment: Shipment, transition: Transition, sequence: int) -> dict[str, Any]:
-    """The ``Shipment Milestone Reached`` detail (the README documents this contract)."""
-    event = transition.event
-    return {
-        "shipment_id": shipment.shipment_id,
-        "order_id": shipment.order_id,
-        "carrier": shipment.carrier,
-        "tracking_number": shipment.tracking_number,
-        "tracking_numbers": shipment.tracking_keys,
-        "sequence": sequence,
-        "milestone": transition.status.value,
-        "previous_status": transition.previous.value if transition.previous else None,
-        "occurred_at": isoformat_z(event.occurred_at),
-        "event": event.to_json_dict(),
-        "state": {
-            "status": shipment.status.value if shipment.status else None,
-            "status_since": isoformat_z(shipment.status_since) if shipment.status_since else None,
-            "last_event_at": isoformat_z(shipment.last_event_at) if shipment.last_event_at else None,
-            "event_count": shipment.event_count,
-        },
-    }
-
-
-def poll_fields(shipment: Shipment, now: datetime, options: CommitOptions) -> dict[str, Any]:
-    """Where the shipment stands in the poll due-index after this commit.
-
-    The poller asks the carrier now holding the parcel: the last-mile carrier once the
-    parcel reached it, the shipper carrier before. A future due time only moves earlier on
-    a commit (a parcel out for delivery is polled sooner); the poller moves it later after
-    each poll. Terminal or silent shipments leave the index.
-    """
-    keys = shipment.keys
-    target = keys[0]
-    reached_last_mile = shipment.status is not None and shipment.status.rank >= Milestone.HANDED_TO_LAST_MILE.rank
-    if reached_last_mile and len(keys) > 1:
-        target = keys[-1]
-    source: str | None = target.carrier if target.carrier in options.poll_sources else None
-    if source is None and shipment.first_source == "seventeentrack" and "seventeentrack" in options.poll_sources:
-        source, target = "seventeentrack", keys[0]
-    due = None
-    if source is not None:
-        due = next_poll(
-            shipment_id=shipment.shipment_id,
-            status=shipment.status,
-            now=now,
-            last_news_at=max(filter(None, (shipment.last_event_at, shipment.created_at))),
-            last_push_at=shipment.last_push_at,
-            policy=options.policy,
-        )
-    if due is None:
-        return {"poll_source": None, "poll_number": None, "poll_due_at": None, "poll_shard": None}
-    if shipment.poll_due_at is not None and shipment.poll_source == source and now < shipment.poll_due_at <= due:
-        # An earlier future due time stands. A past one does not: a poll may be in flight,
-        # and moving the due time is what tells the poller's conditional re-arm that this
-        # commit happened (its re-arm would otherwise apply a cadence from stale status).
-        due = shipment.poll_due_at
-    return {
-        "poll_source": source,
-        "poll_number": target.tracking_number,
-        "poll_due_at": due,
-        "poll_shard": shard_of(shipment.shipment_id),
-    }
-
-
 def _new_shipment(key: TrackingKey, source: str, now: datetime) -> Shipment:
     return Shipment(
         shipment_id=new_shipment_id(),
@@ -270,7 +175,34 @@ def _new_shipment(key: TrackingKey, source: str, now: datetime) -> Shipment:
     )
 
 
-def _build(
+def _merged(other: Partition, into: Shipment, now: datetime) -> tuple[Shipment, list[Any], list[OutboxEntry]]:
+    """A shipment found to be another leg of ``into``: its record marked ``merged_into`` and out of
+    every index, its open incidents resolved, and their announcements in its own sequence."""
+    closing, closed = resolve_all(other, now=now, note=f"merged into {into.shipment_id}")
+    merged = other.shipment.model_copy(
+        update={
+            "merged_into": into.shipment_id,
+            "merged_into_token": into.public_token,
+            "version": other.shipment.version + 1,
+            "updated_at": now,
+            "poll_source": None,
+            "poll_number": None,
+            "poll_due_at": None,
+            "poll_shard": None,
+            "open_exceptions": [],
+            "silence_type": None,
+            "silence_anchor": None,
+            "silence_due_at": None,
+            "timer_due_at": None,
+            "outbox_pending_since": None,
+            "sequence": other.shipment.sequence + len(closed),
+        }
+    )
+    outbox = outbox_for(merged, [incident_news(a) for a in closed], other.shipment.sequence + 1, now)
+    return merged, closing, outbox
+
+
+def decide_parcel(
     partition: Partition | None,
     group: Group,
     fresh: list[StoredEvent],
@@ -282,103 +214,47 @@ def _build(
     """The transaction adding ``fresh`` events, replacing stored readings by better ones
     (``rereads``), and, on the last slice, absorbing other shipments."""
     sources = [s.source for s in fresh] + [r.better.source for r in rereads]
-    shipment = (
-        partition.shipment if partition else _new_shipment(group.keys[0], sources[0] if sources else "unknown", now)
-    )
+    loaded = partition.shipment if partition else None
+    record = loaded or _new_shipment(group.keys[0], sources[0] if sources else "unknown", now)
     replaced = {r.stored.event_id: r.better.event for r in rereads}
     existing = [replaced.get(stored.event.event_id, stored.event) for stored in partition.events] if partition else []
-    before = {stored.event.event_id: stored.event for stored in partition.events} if partition else {}
-    after = walk([*existing, *(stored.event for stored in fresh)])
-    announced = news(
-        after,
-        previous_status_event=before.get(shipment.status_event_id or ""),
-        # A better reading of a stored scan is not news of its own; it is announced only
-        # if it changes the status (news() compares the status before and after).
-        new_event_ids={stored.event.event_id for stored in fresh},
-    )
     owned = set(partition.shipment.keys) if partition else set()  # numbers already claimed by it
-    all_keys = [*shipment.keys, *(k for k in group.keys if k not in shipment.keys)]
+    all_keys = [*record.keys, *(k for k in group.keys if k not in record.keys)]
     for other in absorbing:
         all_keys += [k for k in other.shipment.keys if k not in all_keys]
     # The shipper carrier's number leads, whichever number was seen first: the record's
     # carrier and number, the poller's choice of carrier and the page's order follow it.
     all_keys.sort(key=lambda k: k not in group.firsts)
-    last = after.last_event
-    pushes = [t for t in (shipment.last_push_at, group.pushed_at) if t is not None]
-    updated = shipment.model_copy(
-        update={
-            "carrier": all_keys[0].carrier,
-            "tracking_number": all_keys[0].tracking_number,
-            "status": after.status,
-            "status_since": after.status_event.occurred_at if after.status_event else None,
-            "status_event_id": after.status_event.event_id if after.status_event else None,
-            "last_event_at": last.occurred_at if last else None,
-            "event_count": len(after.ordered),
-            "sequence": shipment.sequence + len(announced),
-            "version": shipment.version + 1,
-            "updated_at": now,
-            "tracking_keys": [str(k) for k in all_keys],
-            "last_push_at": max(pushes) if pushes else None,
-        }
+    pushes = [t for t in (record.last_push_at, group.pushed_at) if t is not None]
+    draft = Draft(
+        loaded=loaded,
+        record=record,
+        now=now,
+        options=options,
+        timeline=[*existing, *(stored.event for stored in fresh)],
+        stored_events=[stored.event for stored in partition.events] if partition else [],
+        # A better reading of a stored scan is not news of its own; it is announced only if
+        # it changes the status (timeline.news compares the status before and after).
+        new_event_ids={stored.event.event_id for stored in fresh},
+        incidents=list(partition.incidents) if partition else [],
+        moved=True,
     )
-    updated = updated.model_copy(update=poll_fields(updated, now, options))
+    draft.update(
+        carrier=all_keys[0].carrier,
+        tracking_number=all_keys[0].tracking_number,
+        tracking_keys=[str(k) for k in all_keys],
+        last_push_at=max(pushes) if pushes else None,
+    )
     registered = next((other.shipment for other in absorbing if other.shipment.registered_at), None)
-    if updated.registered_at is None and registered is not None:  # the merchant's data survives the merge
-        updated = updated.model_copy(update={name: getattr(registered, name) for name in REGISTRATION_FIELDS})
-    # Exceptions: the stored ones reconciled with the timeline, then the silence rule that runs now.
-    updated = updated.model_copy(update={"last_scan": ScanSummary.of(last) if last else None})
-    stored_exceptions = partition.incidents if partition else []
-    reconciled = reconcile(updated, stored_exceptions, after.ordered, now=now, rules=playbooks())
-    written = {w.exception.exception_id: w.exception for w in reconciled.writes}
-    exceptions_now = [*(written.pop(e.exception_id, e) for e in stored_exceptions), *written.values()]
-    updated = updated.model_copy(update={"open_exceptions": reconciled.open_types})
-    updated = updated.model_copy(update=silence_fields(updated, after.ordered, exceptions_now, now=now))
-    # One sequence for milestones and exception changes, in timeline order.
-    news_items: list[tuple[tuple[Any, ...], Transition | Announcement]] = [
-        *((order_key(t.event, now, 0), t) for t in announced),
-        *((a.at, a) for a in reconciled.announcements),
-    ]
-    news_items.sort(key=lambda item: item[0])
-    updated = updated.model_copy(update={"sequence": shipment.sequence + len(news_items)})
-    outbox = [
-        OutboxEntry(
-            shipment_id=shipment.shipment_id,
-            sequence=shipment.sequence + index,
-            detail_type=item.detail_type if isinstance(item, Announcement) else MILESTONE_REACHED,
-            detail=(
-                incident_detail(updated, item.exception, shipment.sequence + index)
-                if isinstance(item, Announcement)
-                else milestone_detail(updated, item, shipment.sequence + index)
-            ),
-            created_at=now,
-        )
-        for index, (_, item) in enumerate(news_items, start=1)
-    ]
+    if draft.record.registered_at is None and registered is not None:  # the merchant's data survives the merge
+        draft.update(**{name: getattr(registered, name) for name in REGISTRATION_FIELDS})
     absorbed: list[Absorbed] = []
-    exception_writes = list(reconciled.writes)
+    closings: list[Any] = []
+    closing_outbox: list[OutboxEntry] = []
     for other in absorbing:
-        closing, closed = resolve_all(other, now=now, note=f"merged into {shipment.shipment_id}")
-        merged = other.shipment.model_copy(
-            update={
-                "merged_into": shipment.shipment_id,
-                "merged_into_token": shipment.public_token,
-                "version": other.shipment.version + 1,
-                "updated_at": now,
-                "poll_source": None,
-                "poll_number": None,
-                "poll_due_at": None,
-                "poll_shard": None,
-                "open_exceptions": [],
-                "silence_type": None,
-                "silence_anchor": None,
-                "silence_due_at": None,
-                "timer_due_at": None,
-                "outbox_pending_since": None,
-                "sequence": other.shipment.sequence + len(closed),
-            }
-        )
-        exception_writes += closing
-        outbox += outbox_entries(merged, closed, other.shipment.sequence + 1, now)
+        merged, closing, outbox = _merged(other, record, now)
+        closings += closing
+        closing_outbox += outbox
         absorbed.append(
             Absorbed(
                 shipment=merged,
@@ -391,15 +267,14 @@ def _build(
             )
         )
     claimed = set(group.owners)
-    return Commit(
-        shipment=updated,
-        expected_version=shipment.version if partition else None,
+    return finish(
+        draft,
         events=fresh,
-        outbox=outbox,
+        replace_events=rereads,
         claim_keys=[k for k in group.keys if k not in claimed and k not in owned],
         absorb=absorbed,
-        replace_events=rereads,
-        incidents=exception_writes,
+        more_incident_writes=closings,
+        more_outbox=closing_outbox,
     )
 
 
@@ -419,10 +294,10 @@ def _load_parcel(group: Group, store: ShipmentStore) -> tuple[Partition | None, 
 
 
 def _slice(
-    fresh: list[StoredEvent], rereads: list[Reread], overhead: int
+    fresh: list[StoredEvent], rereads: list[Reread], overhead: int, room: int
 ) -> tuple[list[StoredEvent], list[Reread], bool]:
-    """The changes that fit one transaction beside ``overhead`` items, and whether that is all."""
-    capacity = MAX_TRANSACTION_ITEMS - overhead
+    """The changes that fit ``room`` transaction items beside ``overhead``, and whether that is all."""
+    capacity = min(room, MAX_TRANSACTION_ITEMS) - overhead
     if capacity < max(FRESH_COST, REREAD_COST):
         raise ValueError(f"a parcel with {overhead} items of bookkeeping cannot be committed in one transaction")
     taken_rereads = rereads[: capacity // REREAD_COST]
@@ -431,84 +306,98 @@ def _slice(
     return taken_fresh, taken_rereads, len(taken_fresh) == len(fresh) and len(taken_rereads) == len(rereads)
 
 
-def commit_group(group: Group, store: ShipmentStore, options: CommitOptions) -> Committed:
-    """Add a parcel's events to its shipment (creating or merging), retrying on races.
+@dataclass(frozen=True)
+class ParcelSlice:
+    """What one decision over a parcel chose (``ParcelWork.applied`` books it)."""
 
-    A parcel whose changes do not fit one transaction (100 items) is written in slices,
-    each a consistent state of the shipment; other shipments are absorbed by the last.
-    Outbox entries found in a partition are leftovers of a run that crashed before
-    publishing; they join this batch's publication when this is a retry of the crashed
-    message, or when they are older than ``options.leftover_grace`` — a fresher entry
-    belongs to a processor still running, which publishes it itself.
+    shipment_id: str | None
+    weighed: frozenset[str] = frozenset()  # batch events of scans already stored, weighed now
+    waiting: frozenset[str] = frozenset()  # of those, better readings left for a later slice
+    rereads: int = 0
+
+
+class ParcelWork:
+    """A parcel's events added to its shipment (creating or merging), as a ``Work``.
+
+    A parcel whose changes do not fit one transaction (100 items) is written in slices, each a
+    consistent state of the shipment; other shipments are absorbed by the last. Outbox
+    entries found in a partition are leftovers of a run that crashed before publishing; they
+    join this batch's publication when this is a retry of the crashed message, or when they
+    are older than ``options.leftover_grace`` — a fresher entry belongs to a processor still
+    running, which publishes it itself.
     """
-    outcome = Committed(duplicates=group.duplicates_in_batch)
-    leftovers_checked: set[str] = set()
-    attempts = 0
-    while True:
-        now = clock.now()
-        survivor, absorbing = _load_parcel(group, store)
-        for partition in [p for p in (survivor, *absorbing) if p is not None]:
-            if partition.shipment.shipment_id in leftovers_checked:
-                continue
-            leftovers_checked.add(partition.shipment.shipment_id)
-            outcome.pending.extend(
-                e for e in partition.outbox if group.retrying or now - e.created_at >= options.leftover_grace
-            )
+
+    def __init__(self, group: Group, options: CommitOptions) -> None:
+        self.group = group
+        self.options = options
+        self.outcome = Committed(duplicates=group.duplicates_in_batch)
+
+    def load(self, store: ShipmentStore) -> tuple[Partition | None, list[Partition]]:
+        return _load_parcel(self.group, store)
+
+    def decide(
+        self, loaded: tuple[Partition | None, list[Partition]], now: datetime, room: int
+    ) -> Decision[ParcelSlice]:
+        survivor, absorbing = loaded
+        group = self.group
+        leftovers = [
+            entry
+            for partition in (survivor, *absorbing)
+            if partition is not None
+            for entry in partition.outbox
+            if group.retrying or now - entry.created_at >= self.options.leftover_grace
+        ]
         stored = {s.event.event_id: s for s in survivor.events} if survivor else {}
+        incoming = dict(group.events)
         rereads: list[Reread] = []
-        held_back: dict[str, StoredEvent] = {}  # readings of stored scans, weighed again if not written now
-        for event_id in [event_id for event_id in group.events if event_id in stored]:
-            incoming = held_back[event_id] = group.events.pop(event_id)
-            better = _stronger(stored[event_id], incoming)
+        for event_id in [event_id for event_id in incoming if event_id in stored]:
+            better = _stronger(stored[event_id], incoming.pop(event_id))
             if better.event != stored[event_id].event:
                 rereads.append(Reread(stored=stored[event_id].event, better=better))
+        weighed = frozenset(event_id for event_id in group.events if event_id in stored)
         moving = {s.event.event_id: s for other in absorbing for s in other.events if s.event.event_id not in stored}
         fresh = sorted(
-            [*group.events.values(), *(s for i, s in moving.items() if i not in group.events)],
+            [*incoming.values(), *(s for i, s in moving.items() if i not in incoming)],
             key=lambda s: s.event.sort_key,
         )
         unclaimed = [
             k for k in group.keys if k not in group.owners and (survivor is None or k not in survivor.shipment.keys)
         ]
-        if not fresh and not absorbing and not unclaimed and not rereads:
-            outcome.duplicates += len(held_back)
-            outcome.shipment_id = survivor.shipment.shipment_id if survivor else None
-            return outcome
-        if not fresh and survivor is None:
-            return outcome  # a leg link alone names no shipment yet: nothing to create
+        survivor_id = survivor.shipment.shipment_id if survivor else None
+        if (not fresh and not absorbing and not unclaimed and not rereads) or (not fresh and survivor is None):
+            # Nothing new (or a leg link alone, which names no shipment yet: nothing to create).
+            return Decision(None, ParcelSlice(survivor_id, weighed), leftovers)
         overhead = 1 + len(unclaimed) + sum(1 + len(other.shipment.keys) for other in absorbing)
         overhead += sum(2 for p in (survivor, *absorbing) if p for e in p.incidents if e.is_open)
-        fresh_now, rereads_now, last_slice = _slice(fresh, rereads, overhead)
-        commit = _build(survivor, group, fresh_now, absorbing if last_slice else [], now, options, rereads_now)
-        while commit.size > MAX_TRANSACTION_ITEMS and len(fresh_now) + len(rereads_now) > 1:
-            # Exception changes made it too big: a smaller slice (the rest follows in the next).
-            if len(fresh_now) > 1 or not rereads_now:
-                fresh_now = fresh_now[: len(fresh_now) // 2]
-            else:
-                rereads_now = rereads_now[: len(rereads_now) // 2]
-            last_slice = False
-            commit = _build(survivor, group, fresh_now, [], now, options, rereads_now)
-        try:
-            store.commit(commit)
-        except Conflict:
-            attempts += 1
-            if attempts >= COMMIT_ATTEMPTS:
-                raise
-            group.events.update(held_back)  # weigh them again against the fresh partition
-            group.owners = store.resolve(group.keys)
-            time.sleep(random.uniform(0.0, min(0.4, 0.02 * 2**attempts)))  # noqa: S311 - jitter, not crypto
-            continue
-        waiting = {r.stored.event_id for r in rereads[len(rereads_now) :]}  # for a later slice
-        group.events.update({event_id: held_back[event_id] for event_id in waiting})
-        outcome.duplicates += len(held_back) - len(waiting)
-        shipment_id = commit.shipment.shipment_id
-        outcome.shipment_id = shipment_id
-        outcome.stored += sum(1 for s in commit.events if s.event.event_id in group.events)
-        outcome.reread += len(rereads_now)
-        outcome.pending.extend(commit.outbox)
+        fresh_now, rereads_now, last_slice = _slice(fresh, rereads, overhead, room)
+        commit = decide_parcel(
+            survivor, group, fresh_now, absorbing if last_slice else [], now, self.options, rereads_now
+        )
+        waiting = frozenset(r.stored.event_id for r in rereads[len(rereads_now) :])  # for a later slice
+        return Decision(
+            commit,
+            ParcelSlice(commit.shipment.shipment_id, weighed, waiting, len(rereads_now)),
+            leftovers,
+            done=last_slice,
+        )
+
+    def applied(self, decision: Decision[ParcelSlice]) -> None:
+        """Book a decision that took effect: what was stored, what was a duplicate, which
+        tracking numbers now name the shipment."""
+        chosen, commit, group = decision.result, decision.commit, self.group
+        for event_id in chosen.weighed - chosen.waiting:  # stored scans, settled now
+            group.events.pop(event_id, None)
+        self.outcome.duplicates += len(chosen.weighed - chosen.waiting)
+        self.outcome.shipment_id = chosen.shipment_id or self.outcome.shipment_id
+        if commit is None:
+            return
+        self.outcome.stored += sum(1 for s in commit.events if s.event.event_id in group.events)
+        self.outcome.reread += chosen.rereads
         for event in commit.events:
             group.events.pop(event.event.event_id, None)
         for key in [*commit.claim_keys, *(k for a in commit.absorb for k in a.repoint)]:
-            group.owners[key] = shipment_id
-        if last_slice:
-            return outcome
+            group.owners[key] = commit.shipment.shipment_id
+
+    def conflicted(self, store: ShipmentStore) -> None:
+        """Someone else wrote first: the tracking numbers may name other shipments now."""
+        self.group.owners = store.resolve(self.group.keys)

@@ -25,40 +25,28 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shared.adapters import load_adapter
+from shared.clock import parse_instant
 from shared.dal.bus import EventBridgePublisher
 from shared.dal.shipments import DynamoShipmentStore
 from shared.envelope import IngestEnvelope
 from shared.errors import PayloadError, ServiceError
-from shared.logic.ingest.parcels import (
-    MILESTONE_REACHED,
-    CommitOptions,
-    Contribution,
-    ShipmentStore,
-    commit_group,
-    group_batch,
-    milestone_detail,
-)
+from shared.logic.ingest.parcels import Contribution, ParcelWork, group_batch
+from shared.logic.shipments.chain import CommitOptions
+from shared.logic.shipments.ports import Publisher, ShipmentStore
+from shared.logic.shipments.unit_of_work import UnitOfWork
 from shared.models.canonical import CanonicalEvent
-from shared.models.shipment import OutboxEntry, QuarantineRecord, TrackingKey
+from shared.models.shipment import QuarantineRecord, TrackingKey
 from shared.settings import ProcessorSettings, load
 from shared.sources import get_source
-
-__all__ = [
-    "MILESTONE_REACHED",
-    "BatchOutcome",
-    "IngestBatch",
-    "ShipmentStore",
-    "Staged",
-    "commit_batch",
-    "milestone_detail",
-    "stage",
-]
 
 DEFAULT_OPTIONS = CommitOptions()
 
 
-class EventPublisher(Protocol):
-    def publish(self, entries: Sequence[OutboxEntry]) -> list[OutboxEntry]: ...
+class IngestStore(ShipmentStore, Protocol):
+    """The shipments table as the processor uses it: the write path's store, and the
+    quarantine of payloads no adapter could read."""
+
+    def quarantine(self, record: QuarantineRecord) -> None: ...
 
 
 ArchiveReader = Callable[[str, str], bytes]
@@ -90,7 +78,7 @@ class BatchOutcome:
 # ------------------------------------------------------------------------------ stage
 
 
-def stage(message_id: str, body: str, *, attempt: int, store: ShipmentStore, read_archive: ArchiveReader) -> Staged:
+def stage(message_id: str, body: str, *, attempt: int, store: IngestStore, read_archive: ArchiveReader) -> Staged:
     """Turn one ingest message into canonical events, or quarantine its payload."""
     envelope = IngestEnvelope.from_json(body)
     raw = (
@@ -98,7 +86,7 @@ def stage(message_id: str, body: str, *, attempt: int, store: ShipmentStore, rea
         if envelope.body is not None
         else read_archive(envelope.archive_bucket, envelope.archive_key)
     )
-    received_at = datetime.fromisoformat(envelope.received_at.replace("Z", "+00:00"))
+    received_at = parse_instant(envelope.received_at)
     staged = Staged(
         message_id=message_id,
         source=envelope.source,
@@ -134,7 +122,7 @@ def commit_batch(
     staged: Sequence[Staged],
     *,
     store: ShipmentStore,
-    publisher: EventPublisher,
+    publisher: Publisher,
     options: CommitOptions = DEFAULT_OPTIONS,
 ) -> BatchOutcome:
     """Commit every staged event per parcel, then publish; failed messages are returned."""
@@ -162,55 +150,31 @@ def commit_batch(
         ),
         store.resolve,
     )
-    pending: list[OutboxEntry] = []
+    uow = UnitOfWork(store, publisher)
     messages_of: dict[str, set[str]] = defaultdict(set)
     for group in groups:
+        work = ParcelWork(group, options)
         try:
-            committed = commit_group(group, store, options)
+            uow.run(work)
         except ServiceError as error:
             outcome.failed_message_ids |= group.message_ids
             outcome.errors.append(f"{group.keys[0]}: {error.detail}")
             continue
-        outcome.counts["events_stored"] += committed.stored
-        outcome.counts["duplicates_dropped"] += committed.duplicates
-        outcome.counts["readings_improved"] += committed.reread
-        pending.extend(committed.pending)
-        if committed.shipment_id:
-            messages_of[committed.shipment_id] |= group.message_ids
-    _publish(pending, store=store, publisher=publisher, messages_of=messages_of, outcome=outcome)
-    return outcome
-
-
-def _publish(
-    pending: list[OutboxEntry],
-    *,
-    store: ShipmentStore,
-    publisher: EventPublisher,
-    messages_of: dict[str, set[str]],
-    outcome: BatchOutcome,
-) -> None:
-    if not pending:
-        return
-    unique = {(entry.shipment_id, entry.sequence): entry for entry in pending}
-    ordered = sorted(unique.values(), key=lambda entry: (entry.shipment_id, entry.sequence))
-    try:
-        failed = publisher.publish(ordered)
-    except ServiceError as error:
-        failed = ordered
-        outcome.errors.append(f"publish: {error.detail}")
-    failed_keys = {(entry.shipment_id, entry.sequence) for entry in failed}
-    accepted = [entry for entry in ordered if (entry.shipment_id, entry.sequence) not in failed_keys]
-    outcome.counts["changes_published"] += len(accepted)
-    for entry in failed:
+        outcome.counts["events_stored"] += work.outcome.stored
+        outcome.counts["duplicates_dropped"] += work.outcome.duplicates
+        outcome.counts["readings_improved"] += work.outcome.reread
+        if work.outcome.shipment_id:
+            messages_of[work.outcome.shipment_id] |= group.message_ids
+    # One relay for the batch: PutEvents calls of ten changes across its shipments. What the
+    # bus refused (or what stayed in the outbox) fails its messages, so SQS delivers them
+    # again and their retry publishes it.
+    relayed = uow.relay()
+    outcome.counts["changes_published"] += len(relayed.accepted)
+    outcome.errors += relayed.problems
+    unsettled = relayed.refused if relayed.forgotten else [*relayed.refused, *relayed.accepted]
+    for entry in unsettled:
         outcome.failed_message_ids |= messages_of.get(entry.shipment_id, set())
-    if accepted:
-        try:
-            store.delete_outbox(accepted)
-        except ServiceError as error:
-            # Published but not forgotten: the next retry would publish again, so say so.
-            outcome.errors.append(f"outbox cleanup: {error.detail}")
-            for entry in accepted:
-                outcome.failed_message_ids |= messages_of.get(entry.shipment_id, set())
+    return outcome
 
 
 # ------------------------------------------------------------------------------ wiring
@@ -234,8 +198,8 @@ class IngestBatch:
     def __init__(
         self,
         *,
-        store: ShipmentStore,
-        publisher: EventPublisher,
+        store: IngestStore,
+        publisher: Publisher,
         read_archive: ArchiveReader,
         options: CommitOptions = DEFAULT_OPTIONS,
     ) -> None:

@@ -25,30 +25,33 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from shared import clock
 from shared.clock import isoformat_z
 from shared.dal.bus import EventBridgePublisher
-from shared.dal.incidents import MAX_PAGE, DynamoIncidentStore, QueuePage
+from shared.dal.incidents import MAX_PAGE, DynamoIncidentStore, Expect, QueuePage
 from shared.dal.shipments import DynamoShipmentStore
-from shared.errors import Conflict, InvalidInput, MalformedPayload, NotFound, PayloadTooLarge
-from shared.logic.incidents.playbooks import Publisher, open_incident, resolve_by_operator
-from shared.logic.incidents.silence import BusinessThresholds
-from shared.logic.ingest.parcels import ShipmentStore
-from shared.logic.merchant.registration import _load_shipment, describe
-from shared.logic.refunds.rules import decide_refund, facts_of, refund_rules
-from shared.models.canonical import IncidentType, Milestone
-from shared.models.incidents import Incident, IncidentStatus, Owner, ResolvedBy
-from shared.models.ops import (
-    ClaimRequest,
-    LastScan,
-    QueuePlace,
-    QueueRow,
-    ResolveRequest,
-    TrackingLeg,
-    human_duration,
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.logic.api.merchant import parse_body
+from shared.logic.incidents.playbooks import (
+    EXCEPTION_RAISED,
+    EXCEPTION_RESOLVED,
+    Announcement,
+    new_incident,
+    order_key,
+    playbooks,
+    resolved,
 )
+from shared.logic.incidents.silence import BusinessThresholds
+from shared.logic.refunds.rules import decide_refund, facts_of, refund_rules
+from shared.logic.shipments.chain import Draft, finish
+from shared.logic.shipments.ports import Publisher, ShipmentStore
+from shared.logic.shipments.unit_of_work import Decision, SimpleWork, UnitOfWork
+from shared.logic.views.shipment import find_shipment, queue_row
+from shared.models.canonical import IncidentType, Milestone
+from shared.models.incidents import Incident, IncidentStatus, Owner, ResolvedBy, incident_id_for
+from shared.models.ops import ClaimRequest, QueueRow, ResolveRequest
 from shared.models.ops import QueuePage as QueuePageView
 from shared.models.refunds import RefundDecision, RefundDecisionView
 from shared.models.shipment import Partition
@@ -94,23 +97,6 @@ def ops_services() -> OpsServices:
 
 
 # ------------------------------------------------------------------------------ input
-
-
-def _parse_body(body: str | bytes | None, model: type[BaseModel]) -> Any:
-    """A JSON object validated by ``model``; ``InvalidInput`` names each bad field and why."""
-    raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body: at most {MAX_BODY_BYTES} bytes")
-    try:
-        document = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedPayload("body: not a JSON document") from None
-    if not isinstance(document, dict):
-        raise MalformedPayload("body: a JSON object is required")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as error:
-        raise InvalidInput(describe(error)) from None
 
 
 def _choice(name: str, value: str | None, allowed: type[Any]) -> Any:
@@ -187,55 +173,6 @@ def _open_cursor(cursor: str, filters: QueueFilters) -> str:
     return inner
 
 
-def queue_row(exception: Incident, now: datetime) -> QueueRow:
-    """An exception as the queue shows it, its SLA counted from ``now``."""
-    left = exception.sla_left(now)
-    scan = exception.last_scan
-    place = scan.location if scan is not None else None
-    legs = [text.partition(":") for text in exception.tracking_numbers] or [
-        (exception.carrier, ":", exception.tracking_number)
-    ]
-    return QueueRow(
-        exception_id=exception.exception_id,
-        shipment_id=exception.shipment_id,
-        order_id=exception.order_id,
-        carrier=exception.carrier,
-        tracking_number=exception.tracking_number,
-        tracking_numbers=[TrackingLeg(carrier=carrier, tracking_number=number) for carrier, _, number in legs],
-        type=exception.type,
-        status=exception.status,
-        owner=exception.owner,
-        escalated=exception.escalated_at is not None,
-        escalated_at=exception.escalated_at,
-        escalated_from=exception.escalated_from,
-        next_action=exception.next_action,
-        customer_message_key=exception.customer_message,
-        raised_at=exception.raised_at,
-        cause_at=exception.cause_at,
-        sla_due_at=exception.sla_due_at,
-        sla_left_seconds=int(left.total_seconds()),
-        sla_left=human_duration(left),
-        overdue=left < timedelta(0),
-        last_scan=LastScan(
-            milestone=scan.milestone,
-            exception=scan.exception,
-            description=scan.description,
-            place=QueuePlace(city=place.city, region=place.region, postal_code=place.postal_code, country=place.country)
-            if place is not None
-            else None,
-            occurred_at=scan.occurred_at,
-            occurred_at_local=scan.occurred_at_local,
-            carrier=scan.carrier,
-        )
-        if scan is not None
-        else None,
-        details=dict(exception.details),
-        resolved_at=exception.resolved_at,
-        resolved_by=exception.resolved_by,
-        resolution_note=exception.resolution_note,
-    )
-
-
 def list_exceptions(query: dict[str, str], services: OpsServices) -> QueuePageView:
     """``GET /v1/exceptions``: one page of the queue, oldest SLA first."""
     filters, cursor = parse_queue_query(query)
@@ -254,6 +191,54 @@ def list_exceptions(query: dict[str, str], services: OpsServices) -> QueuePageVi
 # ------------------------------------------------------------------------------ resolve
 
 
+def _incident_draft(partition: Partition, now: datetime) -> Draft:
+    """An operator's change to a shipment: the whole partition is loaded, the parcel has not
+    moved, and the writer publishes its own news."""
+    events = [stored.event for stored in partition.events]
+    return Draft(
+        loaded=partition.shipment,
+        record=partition.shipment,
+        now=now,
+        timeline=events,
+        stored_events=events,
+        incidents=list(partition.incidents),
+        watch_outbox=True,
+    )
+
+
+def resolve_by_operator(
+    exception_id: str,
+    shipment_id: str,
+    *,
+    note: str,
+    store: ShipmentStore,
+    publisher: Publisher,
+    now: datetime | None = None,
+) -> Incident:
+    """Close an open incident by hand, with its announcement, and publish it.
+
+    ``NotFound`` if the shipment has no such incident; an incident already resolved is
+    returned as it is (resolving twice changes nothing and publishes nothing). What the bus
+    refuses stays in the outbox, and the silence checker publishes it within minutes."""
+
+    def decide(partition: Partition | None, at: datetime) -> Decision[Incident]:
+        found = next((e for e in partition.incidents if e.exception_id == exception_id), None) if partition else None
+        if partition is None or found is None:
+            raise NotFound(EXCEPTION_NOT_FOUND)
+        if not found.is_open:
+            return Decision(None, found)
+        closed = resolved(found, now=at, by=ResolvedBy.OPERATOR, note=note)
+        draft = _incident_draft(partition, at)
+        draft.write(closed, Expect.OPEN)
+        draft.announce_incident(Announcement(EXCEPTION_RESOLVED, closed, order_key(None, at, 2)))
+        return Decision(finish(draft), closed)
+
+    uow = UnitOfWork(store, publisher, now=(lambda: now) if now else clock.now)
+    closed = uow.run(SimpleWork(lambda s: s.load(shipment_id), decide))
+    uow.relay()
+    return closed
+
+
 def resolve_exception(exception_id: str, body: str | bytes | None, services: OpsServices) -> QueueRow:
     """``POST /v1/exceptions/{id}/resolve``: close an open exception with the operator's note.
 
@@ -262,17 +247,12 @@ def resolve_exception(exception_id: str, body: str | bytes | None, services: Ops
     found = services.incidents.get(exception_id)
     if found is None:
         raise NotFound(EXCEPTION_NOT_FOUND)
-    request: ResolveRequest = _parse_body(body, ResolveRequest)
+    request = parse_body(body, ResolveRequest, max_bytes=MAX_BODY_BYTES)
     if not found.is_open:
         raise Conflict(_already_resolved(found))
     now = clock.now()
     closed = resolve_by_operator(
-        exception_id,
-        found.shipment_id,
-        note=request.note,
-        store=services.store,
-        publisher=services.publisher,
-        now=now,
+        exception_id, found.shipment_id, note=request.note, store=services.store, publisher=services.publisher, now=now
     )
     if closed.resolved_by is not ResolvedBy.OPERATOR or closed.resolved_at != now:
         raise Conflict(_already_resolved(closed))  # someone (or the parcel) closed it meanwhile
@@ -306,8 +286,8 @@ def record_claim(shipment_id: str, body: str | bytes | None, services: OpsServic
     still travelling, or on its way back, has other remedies). One claim per shipment may be
     open at a time: the same request repeated answers the claim it recorded (200); another
     claim while one is open is a 409 naming it."""
-    partition = _load_shipment(shipment_id, services.store)
-    request: ClaimRequest = _parse_body(body, ClaimRequest)
+    partition = find_shipment(shipment_id, services.store)
+    request = parse_body(body, ClaimRequest, max_bytes=MAX_BODY_BYTES)
     now = clock.now()
     shipment = partition.shipment
     if shipment.status is not Milestone.DELIVERED or shipment.status_since is None:
@@ -331,18 +311,46 @@ def record_claim(shipment_id: str, body: str | bytes | None, services: OpsServic
         "delivered_at": isoformat_z(shipment.status_since),
         "delivery_event_id": shipment.status_event_id,
     }
-    exception, created = open_incident(
-        shipment.shipment_id,
-        IncidentType.DELIVERED_NOT_RECEIVED,
-        episode,
-        cause_at=claimed_at,
-        details=details,
-        store=services.store,
-        publisher=services.publisher,
-        now=now,
+    exception, created = open_claim(
+        shipment.shipment_id, episode, cause_at=claimed_at, details=details, services=services, now=now
     )
     after = services.store.load(shipment.shipment_id) or partition
     return ClaimAnswer(created=created, claim=queue_row(exception, now), refund_decision=_decide(after, now))
+
+
+def open_claim(
+    shipment_id: str,
+    episode: str,
+    *,
+    cause_at: datetime,
+    details: dict[str, Any],
+    services: OpsServices,
+    now: datetime,
+) -> tuple[Incident, bool]:
+    """Open the ``delivered_not_received`` incident of ``episode`` with its playbook and
+    publish it. Returns it and whether it was created: the same episode opened again returns
+    the stored one unchanged (idempotent)."""
+    kind = IncidentType.DELIVERED_NOT_RECEIVED
+
+    def decide(partition: Partition | None, at: datetime) -> Decision[tuple[Incident, bool]]:
+        if partition is None:
+            raise NotFound("no shipment with this id")
+        incident_id = incident_id_for(shipment_id, kind, episode)
+        existing = next((e for e in partition.incidents if e.exception_id == incident_id), None)
+        if existing is not None:
+            return Decision(None, (existing, False))
+        created = new_incident(
+            partition.shipment, kind, episode, now=at, cause_at=cause_at, rules=playbooks(), details=details
+        )
+        draft = _incident_draft(partition, at)
+        draft.write(created, Expect.NEW)
+        draft.announce_incident(Announcement(EXCEPTION_RAISED, created, order_key(None, at, 1)))
+        return Decision(finish(draft), (created, True))
+
+    uow = UnitOfWork(services.store, services.publisher, now=lambda: now)
+    opened = uow.run(SimpleWork(lambda store: store.load(shipment_id), decide))
+    uow.relay()
+    return opened
 
 
 def _claim_episode(delivery: str, request: ClaimRequest) -> str:
@@ -363,7 +371,7 @@ def _decide(partition: Partition, now: datetime) -> RefundDecision:
 
 def refund_decision(shipment_id: str, services: OpsServices) -> RefundDecisionView:
     """``GET /v1/shipments/{id}/refund-decision``."""
-    partition = _load_shipment(shipment_id, services.store)
+    partition = find_shipment(shipment_id, services.store)
     now = clock.now()
     decision = _decide(partition, now)
     return RefundDecisionView(

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared import calendar
 from shared.clock import isoformat_z
 from shared.config import OVERRIDES_VARIABLE, PolicyError, policy
-from shared.logic.incidents.playbooks import NOT_MOVEMENT, is_scan
+from shared.logic.incidents.episodes import NOT_MOVEMENT, is_scan
 from shared.logic.shipments.timeline import walk
 from shared.models.canonical import CanonicalEvent, IncidentType, Milestone
 from shared.models.refunds import Decision, EvidenceEvent, Reason, RefundDecision, SupportAdvice

@@ -4,23 +4,25 @@ A run Queries the index buckets from its cursor (the oldest hour that may still 
 up to now — never a Scan — and for each timer reads the record (or exception) once, strongly
 consistent, then either raises the silence exception (``shared.logic.incidents.silence`` computed its
 deadline), escalates an exception whose SLA passed, drains an outbox left by a failed
-publication, or re-arms the timer at the real deadline. Raising is one transaction conditioned
-on the record's ``version`` that creates the exception item with ``attribute_not_exists`` on
-(shipment, type, episode): two checkers at once, or a retried run, raise it once.
+publication, or re-arms the timer at the real deadline. Raising and escalating are decisions
+over the record, written through the one write path (``shared.logic.shipments.unit_of_work``):
+one transaction conditioned on the record's ``version`` that creates the incident item with
+``attribute_not_exists`` on (shipment, type, episode): two checkers at once, or a retried run,
+raise it once. Moving a timer is the one write beside it: a conditional update of the timer
+keys alone (it changes nothing a decision reads, so the record's ``version`` stays).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from shared.clock import isoformat_z
-from shared.dal.incidents import Expect, IncidentWrite
+from shared.dal.incidents import Expect
 from shared.dal.items import TIMER_SHARDS, bucket_hour
-from shared.dal.shipments import Commit
 from shared.dal.timers import Timer
 from shared.errors import Conflict, ServiceError
 from shared.logic.incidents.playbooks import (
@@ -28,10 +30,13 @@ from shared.logic.incidents.playbooks import (
     EXCEPTION_RAISED,
     Announcement,
     Playbooks,
-    announced,
     new_incident,
+    order_key,
     playbooks,
 )
+from shared.logic.shipments.chain import Draft, finish
+from shared.logic.shipments.ports import Publisher, ShipmentStore
+from shared.logic.shipments.unit_of_work import Decision, SimpleWork, UnitOfWork
 from shared.models.canonical import sortable_text
 from shared.models.incidents import Incident
 from shared.models.shipment import OutboxEntry, Shipment
@@ -47,10 +52,12 @@ CURSOR_LAG = timedelta(minutes=15)
 FIRST_LOOKBACK = timedelta(days=7)
 SAFETY_SECONDS = 10.0
 LEFTOVER_GRACE = timedelta(seconds=60)  # outbox entries younger than this belong to a running writer
-ATTEMPTS = 4
 
 
-class TimerIndex(Protocol):
+class TimerIndex(ShipmentStore, Protocol):
+    """The shipments table as the checker uses it: the write path's store, the ``ByTimer``
+    index and its cursor, and the single-item reads of a due timer's record or incident."""
+
     def read_cursor(self) -> str | None: ...
     def advance_cursor(self, hour: str) -> None: ...
     def due_timers(self, bucket: str, now: datetime, page_size: int = 100) -> Iterator[Timer]: ...
@@ -58,12 +65,6 @@ class TimerIndex(Protocol):
     def read_exception(self, shipment_id: str, sk: str) -> Incident | None: ...
     def pending_outbox(self, shipment_id: str) -> list[OutboxEntry]: ...
     def move_timer(self, shipment: Shipment, *, due: datetime | None, now: datetime, clear_pending: bool) -> bool: ...
-    def commit(self, commit: Commit) -> None: ...
-    def delete_outbox(self, entries: Sequence[OutboxEntry]) -> None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, entries: Sequence[OutboxEntry]) -> list[OutboxEntry]: ...
 
 
 @dataclass
@@ -74,12 +75,80 @@ class CheckOutcome:
     complete: bool = True
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What a decision over a due timer found: the record as read (``None``: the timer moved
+    since the index saw it), and what it wrote."""
+
+    seen: Shipment | None
+    written: Shipment | None = None
+    incident: Incident | None = None
+
+
 def _hours(first: str, last: str) -> Iterator[str]:
     at = datetime.strptime(first, "%Y-%m-%dT%H").replace(tzinfo=UTC)
     end = datetime.strptime(last, "%Y-%m-%dT%H").replace(tzinfo=UTC)
     while at <= end:
         yield bucket_hour(at)
         at += timedelta(hours=1)
+
+
+def raise_silence(shipment: Shipment | None, now: datetime, rules: Playbooks) -> Decision[_Checked]:
+    """The decision over a due shipment timer: raise the silence whose deadline passed, or
+    nothing (the checker then re-arms the timer)."""
+    if shipment is None or shipment.timer_due_at is None or shipment.timer_due_at > now:
+        return Decision(None, _Checked(None))  # moved since the index saw it
+    anchor, kind, due = shipment.silence_anchor, shipment.silence_type, shipment.silence_due_at
+    if anchor is None or kind is None or due is None or due > now:
+        return Decision(None, _Checked(shipment))
+    incident = new_incident(
+        shipment,
+        kind,
+        sortable_text(anchor),
+        now=now,
+        cause_at=due,
+        rules=rules,
+        details={"since": isoformat_z(anchor), "deadline": isoformat_z(due)},
+    )
+    draft = Draft(loaded=shipment, record=shipment, now=now, watch_outbox=True)
+    draft.update(
+        open_exceptions=sorted({*shipment.open_exceptions, incident.type.value}),
+        silence_type=None,
+        silence_anchor=None,
+        silence_due_at=None,
+    )
+    draft.write(incident, Expect.NEW)
+    draft.announce_incident(Announcement(EXCEPTION_RAISED, incident, order_key(None, now, 1)))
+    commit = finish(draft)
+    return Decision(commit, _Checked(shipment, commit.shipment, incident))
+
+
+def escalate(loaded: tuple[Incident | None, Shipment | None], now: datetime, rules: Playbooks) -> Decision[_Checked]:
+    """The decision over a due SLA timer: escalate the open incident to its playbook's owner."""
+    incident, shipment = loaded
+    if (
+        incident is None
+        or shipment is None
+        or not incident.is_open
+        or incident.escalated_at is not None
+        or incident.sla_due_at > now
+    ):
+        return Decision(None, _Checked(None))
+    book = rules[incident.type]
+    escalated = incident.model_copy(
+        update={
+            "escalated_at": now,
+            "updated_at": now,
+            "owner": book.escalate_to,
+            "escalated_from": incident.owner if book.escalate_to != incident.owner else None,
+            "last_scan": shipment.last_scan,
+        }
+    )
+    draft = Draft(loaded=shipment, record=shipment, now=now, watch_outbox=True)
+    draft.write(escalated, Expect.OPEN_UNESCALATED)
+    draft.announce_incident(Announcement(EXCEPTION_ESCALATED, escalated, order_key(None, now, 3)))
+    commit = finish(draft)
+    return Decision(commit, _Checked(shipment, commit.shipment, escalated))
 
 
 class Checker:
@@ -100,6 +169,10 @@ class Checker:
         self.time_left = time_left
         self.rules = rules or playbooks()
         self.outcome = CheckOutcome()
+        self._leftovers: set[tuple[str, int]] = set()  # queued by _drain for the next relay
+
+    def _unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.index, self.publisher, now=lambda: self.now)
 
     def run(self) -> CheckOutcome:
         stored = self.index.read_cursor()
@@ -134,139 +207,94 @@ class Checker:
     # -- a shipment's silence -----------------------------------------------------------
 
     def _check_shipment(self, shipment_id: str) -> None:
-        for _ in range(ATTEMPTS):
-            shipment = self.index.read_shipment(shipment_id)
-            if shipment is None or shipment.timer_due_at is None or shipment.timer_due_at > self.now:
-                self.outcome.counts["stale"] += 1  # moved since the index saw it
-                return
-            pending_left = self._drain(shipment) if shipment.outbox_pending_since else False
-            due = shipment.silence_due_at
-            if shipment.silence_type is not None and due is not None and due <= self.now:
-                try:
-                    self._raise(shipment)
-                except Conflict:
-                    self.outcome.counts["raise_conflicts"] += 1
-                    continue  # someone wrote the record meanwhile: look again
-                return
-            if pending_left:
-                self.index.move_timer(shipment, due=self.now + RUN_PERIOD, now=self.now, clear_pending=False)
-                return
-            moved = self.index.move_timer(shipment, due=due, now=self.now, clear_pending=True)
-            self.outcome.counts["rearmed" if due else "disarmed"] += moved
+        uow = self._unit_of_work()
+        work = SimpleWork(
+            lambda store: self.index.read_shipment(shipment_id),
+            lambda shipment, now: raise_silence(shipment, now, self.rules),
+        )
+        try:
+            checked = uow.run(work)
+        except Conflict:
+            self.outcome.counts["raise_conflicts"] += uow.conflicts
+            self._gave_up(shipment_id)
             return
-        self._gave_up(shipment_id)
-
-    def _raise(self, shipment: Shipment) -> None:
-        anchor, kind = shipment.silence_anchor, shipment.silence_type
-        if anchor is None or kind is None or shipment.silence_due_at is None:
+        self.outcome.counts["raise_conflicts"] += uow.conflicts  # someone wrote the record meanwhile
+        seen = checked.seen
+        if seen is None:
+            self.outcome.counts["stale"] += 1  # moved since the index saw it
             return
-        exception = new_incident(
-            shipment,
-            kind,
-            sortable_text(anchor),
-            now=self.now,
-            cause_at=shipment.silence_due_at,
-            rules=self.rules,
-            details={"since": isoformat_z(anchor), "deadline": isoformat_z(shipment.silence_due_at)},
-        )
-        open_types = sorted({*shipment.open_exceptions, exception.type.value})
-        quiet = shipment.model_copy(
-            update={
-                "open_exceptions": open_types,
-                "silence_type": None,
-                "silence_anchor": None,
-                "silence_due_at": None,
-            }
-        )
-        updated, entries = announced(quiet, [Announcement(EXCEPTION_RAISED, exception, ())], self.now)
-        self.index.commit(
-            Commit(
-                shipment=updated,
-                expected_version=shipment.version,
-                outbox=entries,
-                incidents=[IncidentWrite(exception, Expect.NEW)],
-            )
-        )
-        self.outcome.counts[f"raised.{exception.type.value}"] += 1
-        self.outcome.raised.append(exception)
-        self._publish_then_settle(updated, entries)
+        too_fresh = self._drain(seen, uow) if seen.outbox_pending_since else False
+        if checked.written is not None and checked.incident is not None:
+            self.outcome.counts[f"raised.{checked.incident.type.value}"] += 1
+            self.outcome.raised.append(checked.incident)
+            self._publish_then_settle(checked.written, uow)
+            return
+        relayed = uow.relay()
+        self._drained(relayed.accepted)
+        if too_fresh or not relayed.complete:
+            self.index.move_timer(seen, due=self.now + RUN_PERIOD, now=self.now, clear_pending=False)
+            return
+        due = seen.silence_due_at
+        moved = self.index.move_timer(seen, due=due, now=self.now, clear_pending=True)
+        self.outcome.counts["rearmed" if due else "disarmed"] += moved
 
     # -- an exception's SLA -------------------------------------------------------------
 
     def _check_exception(self, shipment_id: str, sk: str) -> None:
-        for _ in range(ATTEMPTS):
-            exception = self.index.read_exception(shipment_id, sk)
-            if (
-                exception is None
-                or not exception.is_open
-                or exception.escalated_at is not None
-                or exception.sla_due_at > self.now
-            ):
-                self.outcome.counts["stale"] += 1
-                return
-            shipment = self.index.read_shipment(shipment_id)
-            if shipment is None:
-                return
-            book = self.rules[exception.type]
-            escalated = exception.model_copy(
-                update={
-                    "escalated_at": self.now,
-                    "updated_at": self.now,
-                    "owner": book.escalate_to,
-                    "escalated_from": exception.owner if book.escalate_to != exception.owner else None,
-                    "last_scan": shipment.last_scan,
-                }
-            )
-            updated, entries = announced(shipment, [Announcement(EXCEPTION_ESCALATED, escalated, ())], self.now)
-            try:
-                self.index.commit(
-                    Commit(
-                        shipment=updated,
-                        expected_version=shipment.version,
-                        outbox=entries,
-                        incidents=[IncidentWrite(escalated, Expect.OPEN_UNESCALATED)],
-                    )
-                )
-            except Conflict:
-                self.outcome.counts["escalate_conflicts"] += 1
-                continue
-            self.outcome.counts[f"escalated.{exception.type.value}"] += 1
-            self._publish_then_settle(updated, entries)
+        uow = self._unit_of_work()
+        work = SimpleWork(
+            lambda store: (self.index.read_exception(shipment_id, sk), self.index.read_shipment(shipment_id)),
+            lambda loaded, now: escalate(loaded, now, self.rules),
+        )
+        try:
+            checked = uow.run(work)
+        except Conflict:
+            self.outcome.counts["escalate_conflicts"] += uow.conflicts
+            self._gave_up(shipment_id)
             return
-        self._gave_up(shipment_id)
+        self.outcome.counts["escalate_conflicts"] += uow.conflicts
+        if checked.written is None or checked.incident is None:
+            self.outcome.counts["stale"] += 1
+            return
+        self.outcome.counts[f"escalated.{checked.incident.type.value}"] += 1
+        self._publish_then_settle(checked.written, uow)
 
     def _gave_up(self, shipment_id: str) -> None:
         """The record kept changing under us: its timer stays due, and the cursor stays put so
         the next run finds it again."""
         self.outcome.complete = False
-        self.outcome.problems.append(f"{shipment_id}: changed concurrently {ATTEMPTS} times; left for the next run")
+        self.outcome.problems.append(f"{shipment_id}: changed concurrently too often; left for the next run")
 
     # -- publication ----------------------------------------------------------------------
 
-    def _publish_then_settle(self, shipment: Shipment, entries: list[OutboxEntry]) -> None:
-        """Publish what was just committed; once the bus took it, drop the pending mark (the
-        timer then follows the silence deadline again, or leaves the index)."""
-        refused = self.publisher.publish(entries)
-        accepted = [e for e in entries if e not in refused]
-        if accepted:
-            self.index.delete_outbox(accepted)
-        self.outcome.counts["published"] += len(accepted)
-        if refused:
-            self.outcome.problems.append(f"{shipment.shipment_id}: the bus refused {len(refused)} event(s)")
+    def _publish_then_settle(self, shipment: Shipment, uow: UnitOfWork) -> None:
+        """Publish what was just committed (and any leftovers queued); once the bus took it,
+        drop the pending mark (the timer then follows the silence deadline again, or leaves
+        the index)."""
+        relayed = uow.relay()
+        self.outcome.counts["published"] += len(relayed.accepted) - self._drained(relayed.accepted)
+        if not relayed.complete:
+            self.outcome.problems.append(
+                f"{shipment.shipment_id}: the bus refused {len(relayed.refused)} event(s)"
+                + (f" ({'; '.join(relayed.problems)})" if relayed.problems else "")
+            )
             return
         self.index.move_timer(shipment, due=shipment.silence_due_at, now=self.now, clear_pending=True)
 
-    def _drain(self, shipment: Shipment) -> bool:
-        """Publish outbox entries a writer left behind; whether some must wait (too fresh,
-        or refused)."""
+    def _drain(self, shipment: Shipment, uow: UnitOfWork) -> bool:
+        """Queue the outbox entries a writer left behind for the next relay; whether some must
+        wait (too fresh for anyone but their writer to publish)."""
         entries = self.index.pending_outbox(shipment.shipment_id)
         ripe = [e for e in entries if self.now - e.created_at >= LEFTOVER_GRACE]
-        refused = self.publisher.publish(ripe) if ripe else []
-        accepted = [e for e in ripe if e not in refused]
-        if accepted:
-            self.index.delete_outbox(accepted)
-            self.outcome.counts["drained"] += len(accepted)
-        return len(accepted) < len(entries)
+        self._leftovers = {(e.shipment_id, e.sequence) for e in ripe}
+        uow.keep(ripe)
+        return len(ripe) < len(entries)
+
+    def _drained(self, accepted: list[OutboxEntry]) -> int:
+        drained = sum(1 for e in accepted if (e.shipment_id, e.sequence) in self._leftovers)
+        self.outcome.counts["drained"] += drained
+        self._leftovers = set()
+        return drained
 
 
 def check_timers(
