@@ -6,16 +6,17 @@ with each carrier's own response shapes — built by `infra/formats/<source>.py`
 scans it was given — and only what is known at the simulated now: a scan shows up once it has
 happened and its carrier's reporting latency has passed. Like the real APIs it wants a valid
 OAuth token (or API key), answers "not found" in each carrier's own way, and answers 429 when
-called faster than its rate limit.
+called faster than its rate limit — counted on the wait clock (``shared.clock.monotonic``), so
+in the simulator a limit is so many calls per *simulated* second and a run repeats exactly.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import random
 import secrets
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,19 +98,20 @@ class FakeCarrierApi:
         port: int = 0,
         rate_limits: dict[str, tuple[float, float]] | None = None,
         error_rate: float = 0.0,
+        seed: int | str = 0,
     ) -> None:
         self.world = world or CarrierWorld()
         self.error_rate = error_rate
-        self.requests: dict[str, list[float]] = defaultdict(list)  # source → monotonic times of track calls
+        self.requests: dict[str, list[float]] = defaultdict(list)  # source → wait-clock times of track calls
         self.answers: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self._tokens: dict[str, str] = {}
         self._credentials = {source: dict(fields) for source, fields in FAKE_CREDENTIALS.items()}
-        self._buckets = {
+        self._buckets = {  # on the wait clock (TokenBucket's default), like the poller's own
             source: TokenBucket(*(rate_limits or {}).get(source, (_Limits.rate, _Limits.burst)))
             for source in POLLED_SOURCES
         }
         self._lock = threading.Lock()
-        self._random = secrets.SystemRandom()
+        self._random = random.Random(f"fake-carriers:{seed}")  # noqa: S311 - which answers fail repeats
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -204,7 +206,7 @@ class FakeCarrierApi:
         if not self._authorized(source, headers):
             return 401, {"content-type": "application/json"}, b'{"errors":[{"code":"UNAUTHORIZED"}]}'
         with self._lock:
-            self.requests[source].append(time.monotonic())
+            self.requests[source].append(clock.monotonic())
             bucket = self._buckets[source]
             limited = bucket.wait_time() > 0
             if not limited:

@@ -3,10 +3,17 @@
 Lambda code uses the system clock. Tests and the local runtime install their own
 (a frozen or an accelerated clock) with :func:`use_clock`, so weeks of carrier time
 can run in seconds. Nothing calls ``datetime.now()`` directly.
+
+A run also measures and spends time of its own: a token bucket refills, a poller waits for
+it, a function watches how long it has left. That is the *wait clock* (:func:`monotonic`,
+:func:`sleep`): real seconds in Lambda and ``shiplight serve``; the simulator installs one on
+its frozen clock with :func:`use_wait_clock`, so a wait moves simulated time on by exactly the
+wait and the same seed gives the same run, however fast the machine is.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -119,13 +126,76 @@ def isoformat_z(instant: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def parse_instant(text: str) -> datetime:
-    """The instant an RFC 3339 text names (``Z`` or an offset), as timezone-aware UTC.
+class WaitClock(Protocol):
+    """The seconds a run measures and waits: a monotonic reading and a sleep."""
 
-    The one parser for instants Shiplight wrote itself (records, envelopes, index keys);
-    ``ValueError`` for anything else, including a text without an offset.
-    """
-    parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"an instant needs an offset or Z: {text!r}")
-    return parsed.astimezone(UTC)
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (only differences mean anything)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass."""
+        ...
+
+
+class SystemWaitClock:
+    """Real seconds: what Lambda and ``shiplight serve`` use."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class FrozenWaitClock:
+    """Waits on a :class:`FrozenClock`: sleeping advances it (to the next whole microsecond, so a
+    token bucket waited for is full, not a rounding short) and the reading is the clock's
+    seconds since this wait clock was made. Nothing else moves it, so a run takes the same
+    simulated time on any machine."""
+
+    def __init__(self, frozen: FrozenClock) -> None:
+        self._clock = frozen
+        self._origin = frozen.now()
+
+    def monotonic(self) -> float:
+        return (self._clock.now() - self._origin).total_seconds()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._clock.advance(timedelta(microseconds=math.ceil(seconds * 1_000_000)))
+
+
+_SYSTEM_WAITS = SystemWaitClock()
+_waits: WaitClock = _SYSTEM_WAITS
+
+
+def monotonic() -> float:
+    """A monotonic reading in seconds from the installed wait clock."""
+    return _waits.monotonic()
+
+
+def sleep(seconds: float) -> None:
+    """Wait ``seconds`` on the installed wait clock."""
+    _waits.sleep(seconds)
+
+
+def current_wait_clock() -> WaitClock:
+    return _waits
+
+
+def install_wait_clock(waits: WaitClock | None) -> None:
+    """Install ``waits`` process-wide (``None`` restores real seconds)."""
+    global _waits
+    _waits = waits if waits is not None else _SYSTEM_WAITS
+
+
+@contextmanager
+def use_wait_clock(waits: WaitClock) -> Iterator[WaitClock]:
+    """Install ``waits`` for the duration of a ``with`` block."""
+    previous = _waits
+    install_wait_clock(waits)
+    try:
+        yield waits
+    finally:
+        install_wait_clock(previous)

@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import threading
-import time
 import traceback
 import uuid
 from collections import Counter
@@ -29,6 +28,7 @@ from typing import Any, TextIO
 
 from infra.local.stack import DeployedFunction
 from infra.local.template import ACCOUNT_ID, REGION
+from shared import clock
 
 
 class LocalMetrics:
@@ -143,7 +143,7 @@ class LambdaContext:
     timeout_seconds: int
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=clock.monotonic)  # the wait clock: simulated seconds in the simulator
 
     @property
     def invoked_function_arn(self) -> str:
@@ -158,7 +158,7 @@ class LambdaContext:
         return "local"
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+        return max(0, int((self.timeout_seconds - (clock.monotonic() - self.started)) * 1000))
 
 
 class InvocationError(RuntimeError):

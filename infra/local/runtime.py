@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from moto import mock_aws
+from moto.moto_api._internal import mock_random
 from moto.server import ThreadedMotoServer
 
 from infra.fake_carriers import FAKE_CREDENTIALS, CarrierWorld, FakeCarrierApi
@@ -23,7 +24,8 @@ from infra.local.pollers import QueuePoller
 from infra.local.scheduler import LocalScheduler
 from infra.local.stack import DEFAULT_STACK, LocalStack, aws_client, deploy
 from infra.local.template import REGION, TEMPLATE_PATH, Template
-from shared import clock
+from shared import clock, ids
+from shared.clock import WaitClock
 from shared.dal.aws import reset_clients
 from shared.dal.secrets import forget_cached_secrets
 
@@ -47,6 +49,12 @@ class RuntimeOptions:
     retry_delay: int = 1
     echo_logs: bool = False
     clock: clock.Clock | None = None  # None: the system clock
+    # The seconds a run measures and waits (token buckets, a function's time left). None: real
+    # seconds; the simulator passes ``clock.FrozenWaitClock`` so waits move its simulated time.
+    wait_clock: WaitClock | None = None
+    # None: random ids, as in Lambda. A seed makes the ids Shiplight and moto make up repeat
+    # (shipment ids spread poll times and order work, so the simulator's runs need them to).
+    seed: int | str | None = None
     stack_name: str = DEFAULT_STACK
     template: Path | None = None
     parameters: dict[str, str] = field(default_factory=dict)
@@ -109,12 +117,19 @@ class LocalRuntime:
         forget_cached_secrets()
         if options.clock is not None:
             clock.install(options.clock)
+        if options.wait_clock is not None:
+            clock.install_wait_clock(options.wait_clock)  # before the fake carriers fill their buckets
+        if options.seed is not None:
+            ids.install(ids.SeededIds(options.seed))
+            mock_random.seed(f"moto:{options.seed}")  # message and event ids
 
         parameters = dict(options.parameters)
         secret_values: dict[str, str] = {}
         if options.fake_carriers:
             self.carriers = FakeCarrierApi(
-                options.carrier_world or CarrierWorld(now=clock.now), rate_limits=options.carrier_rate_limits
+                options.carrier_world or CarrierWorld(now=clock.now),
+                rate_limits=options.carrier_rate_limits,
+                seed=options.seed if options.seed is not None else 0,
             ).start()
             parameters.setdefault("CarrierApiUrls", json.dumps(self.carriers.base_urls()))
             secret_values["CarrierCredentials"] = json.dumps(FAKE_CREDENTIALS)
@@ -190,6 +205,8 @@ class LocalRuntime:
             self._mock.stop()
             self._mock = None
         clock.install(None)
+        clock.install_wait_clock(None)
+        ids.install(None)
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -4,7 +4,9 @@ The runtime is driven synchronously (``background=False``): the runner owns the 
 it from one sender's request to the next and, every schedule period, lets the runtime fire the
 template's schedules and drain its queues (``LocalRuntime.pump``). Simulated time therefore
 runs as fast as the stack can absorb the traffic, and the poller runs every five simulated
-minutes exactly as EventBridge would run it. Webhooks go over HTTP to the local gateway, so
+minutes exactly as EventBridge would run it. Whatever a run waits for (a carrier's token bucket,
+a Retry-After) passes in simulated time, and the ids Shiplight makes up come from the seed, so
+the same options give the same outcome on any machine. Webhooks go over HTTP to the local gateway, so
 they meet the same receiver, signatures and limits as a carrier's would.
 """
 
@@ -26,7 +28,7 @@ from infra.fake_carriers import CarrierWorld
 from infra.local.runtime import LocalRuntime, RuntimeOptions
 from infra.sim.reporting import Chaos, Delivery, Report, plan
 from infra.sim.world import IncidentRates, Journey, generate
-from shared.clock import FrozenClock
+from shared.clock import FrozenClock, FrozenWaitClock
 from shared.dal.shipments import DynamoShipmentStore
 from shared.models.shipment import Partition, TrackingKey
 
@@ -131,6 +133,8 @@ def simulate(options: SimOptions, *, progress: Callable[[datetime, datetime, int
             secrets=DEMO_SECRETS,
             state_dir=options.state_dir,
             clock=sim_clock,
+            wait_clock=FrozenWaitClock(sim_clock),  # a poller waiting for a token bucket waits simulated time
+            seed=options.seed,  # the ids Shiplight makes up repeat, and with them the poll times
             carrier_world=world,
             background=False,
         )
@@ -163,7 +167,7 @@ def _drive(run: SimRun, sim_clock: FrozenClock, progress: Callable[[datetime, da
                 sim_clock.set(max(delivery.at, sim_clock.now()))
                 _send(run, sender, delivery)
                 index += 1
-            sim_clock.set(step_end)
+            sim_clock.set(max(step_end, sim_clock.now()))  # a run's waits may have moved it on
             run.runtime.pump()
             run.steps += 1
             now = step_end

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from shared import ids
 from shared.models.canonical import CanonicalEvent, IncidentType, Milestone, SortableInstant, UtcInstant
 from shared.models.incidents import Incident, ScanSummary
 from shared.models.parties import Address, CustomerContact
@@ -25,12 +25,12 @@ class TrackingKey(NamedTuple):
 
 
 def new_shipment_id() -> str:
-    return "shp_" + secrets.token_hex(12)
+    return "shp_" + ids.token_hex(12)
 
 
 def new_public_token() -> str:
     """The tracking page's address: 144 random bits, URL-safe (DESIGN §4.1 asks for ≥ 128)."""
-    return secrets.token_urlsafe(18)
+    return ids.token_urlsafe(18)
 
 
 # What a registration sets on a shipment record (carried over when it is merged into another).

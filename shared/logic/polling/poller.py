@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from shared import clock
 from shared.adapters import load_adapter
 from shared.dal.carrier_api import Answer, CarrierClient, CredentialsMissing, CredentialsRefused
 from shared.dal.shipments import DueShipment
@@ -85,7 +85,7 @@ class _Carrier:
     bucket: TokenBucket
     queue: deque[DueShipment] = field(default_factory=deque)
     strikes: int = 0  # failures in a row
-    resting_until: float = 0.0  # monotonic: a Retry-After that ends within the run
+    resting_until: float = 0.0  # on the run's monotonic clock: a Retry-After that ends within the run
     rested_for: timedelta | None = None  # rested for the rest of the run: its shipments wait this long
     rested_as: str = "deferred"  # the count its re-armed shipments go under
 
@@ -124,14 +124,16 @@ def poll_due(
     time_left: Callable[[], float],
     rate_limits: dict[str, tuple[float, float]] | None = None,
     policy: PollPolicy = DEFAULT_POLICY,
-    sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = clock.sleep,
+    monotonic: Callable[[], float] = clock.monotonic,
     max_polls: int = 2000,
     first_shard: int = 0,
     reload_credentials: Callable[[], set[str]] | None = None,
 ) -> PollOutcome:
     """Poll every due shipment the time and the carriers' limits allow.
 
+    ``sleep``, ``monotonic`` and ``time_left`` are the run's own seconds: real ones in Lambda; the
+    local simulator installs simulated ones (``shared.clock.use_wait_clock``), so its runs repeat.
     ``first_shard``: the due-index shard read first (``cadence.first_shard(now)``).
     ``reload_credentials``: re-reads the credentials and returns the sources whose credentials
     changed; called at most once per run, when a carrier refuses ours (a rotation may have
@@ -389,7 +391,6 @@ class _Client:
     read_at: datetime
 
     def reload(self) -> set[str]:
-        from shared import clock
         from shared.dal.carrier_api import carrier_credentials
 
         changed = self.carriers.use_credentials(carrier_credentials(self.secret_id))
@@ -404,7 +405,6 @@ _CLIENTS: dict[tuple[str, str], _Client] = {}
 
 def run_poller(time_left: Callable[[], float]) -> PollOutcome:
     """One scheduled run against the resources and carriers named by the environment."""
-    from shared import clock
     from shared.dal.carrier_api import carrier_credentials
     from shared.dal.ingress import archive_raw, enqueue
     from shared.dal.shipments import DynamoShipmentStore

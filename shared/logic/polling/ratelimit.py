@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from shared import clock
 
 # Tokens that float rounding may leave missing after sleeping exactly ``wait_time()``: the
 # clock's timestamps are large (seconds since boot), so ``later - earlier`` differs from the
@@ -17,7 +18,7 @@ TOLERANCE = 1e-6
 class TokenBucket:
     rate: float  # tokens per second
     burst: float  # bucket size
-    now: Callable[[], float] = time.monotonic
+    now: Callable[[], float] = clock.monotonic  # the wait clock: real seconds in Lambda, simulated locally
     tokens: float = field(init=False)
     updated: float = field(init=False)
 
