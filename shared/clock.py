@@ -199,3 +199,15 @@ def use_wait_clock(waits: WaitClock) -> Iterator[WaitClock]:
         yield waits
     finally:
         install_wait_clock(previous)
+
+
+def parse_instant(text: str) -> datetime:
+    """The instant an RFC 3339 text names (``Z`` or an offset), as timezone-aware UTC.
+
+    The one parser for instants Shiplight wrote itself (records, envelopes, index keys);
+    ``ValueError`` for anything else, including a text without an offset.
+    """
+    parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"an instant needs an offset or Z: {text!r}")
+    return parsed.astimezone(UTC)
