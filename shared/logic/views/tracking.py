@@ -24,6 +24,15 @@ def public_reader() -> PublicReader:
     return DynamoShipmentStore(load(PublicApiSettings).shipments_table)
 
 
+def tracking_link_target(token: str) -> str:
+    """Where the customer's tracking link ``/t/{token}`` leads for now: the tracking view of the
+    same token (the link stays the same when the tracking page arrives). ``NotFound`` for a
+    token no link could hold, without reading the table."""
+    if not _TOKEN.fullmatch(token):
+        raise NotFound(NOT_FOUND)
+    return f"/v1/track/{token}"
+
+
 def tracking_view(token: str, reader: PublicReader) -> TrackingView:
     """The shipment behind ``token``; ``NotFound`` (same answer for any unknown token)."""
     if not _TOKEN.fullmatch(token):
