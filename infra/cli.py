@@ -161,6 +161,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             truth=args.truth,
             state_dir=args.state_dir,
             bad_input=args.bad_input,
+            details=args.details,
         ),
         out,
     )
@@ -196,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--bad-input", type=float, default=0.03, help="share of shipments that also get a forged or malformed webhook"
     )
     demo.add_argument("--bundled", action="store_true", help="replay the small bundled story instead")
+    demo.add_argument(
+        "--details", action="store_true", help="also print the scoring tables, answers per request kind and delays"
+    )
     demo.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
     demo.set_defaults(run=_cmd_demo)
 

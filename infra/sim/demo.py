@@ -1,5 +1,6 @@
 """``shiplight demo``: a simulated fortnight of carrier traffic through the embedded stack, then
-the story a merchant wants — what happened, how accurate and how fast — and the URLs to look at."""
+the story a merchant wants — what happened, how accurate and how fast, in plain words (the
+scoring tables with ``--details``) — and, while it serves, the URLs to look at."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class SimDemoOptions:
     truth: Path | None = None
     state_dir: Path = Path(".shiplight")
     bad_input: float = 0.03  # share of shipments that also get a forged or malformed webhook
+    details: bool = False  # also print the scoring tables, answers per request kind, delays per carrier
 
 
 def _progress(out: TextIO) -> Any:
@@ -70,8 +72,9 @@ def _examples(partitions: dict[str, Partition]) -> list[Partition]:
 def run_simulated_demo(options: SimDemoOptions, out: TextIO) -> int:
     options.state_dir.mkdir(parents=True, exist_ok=True)
     out.write(
-        f"Shiplight demo: {options.shipments} simulated shipments over {options.days} days (seed {options.seed}), "
-        "pushed as signed webhooks and answered to the poller, through the embedded stack.\n"
+        f"Shiplight demo: {options.shipments} simulated shipments over {options.days} days (seed {options.seed}). "
+        "Carriers, tracking services and a warehouse send their news to Shiplight, which also asks the carriers "
+        "that send none; all of it runs on this machine.\n"
     )
     out.flush()
     bar, advance = _progress(out)
@@ -102,27 +105,46 @@ def _report(run: SimRun, options: SimDemoOptions, out: TextIO) -> int:
     summary = summarize(run, partitions)
     accuracy = evaluate(read_lines(truth_path), read_lines(stored_path))
     summary["evaluation"] = accuracy
-    print_summary(summary, out)
-    out.write("\nAgainst the ground truth:\n")
-    print_report(accuracy, out)
+    print_summary(summary, out, details=options.details)
+    if options.details:
+        out.write("\nAgainst the ground truth:\n")
+        print_report(accuracy, out)
+    serving = options.serve and not run.unexpected
     base = run.runtime.url
-    out.write("\nLook at:\n")
-    for partition in _examples(partitions):
-        shipment = partition.shipment
-        label = shipment.status.value if shipment.status else "no status"
-        out.write(f"  {label:<22} tracking: {base}/v1/track/{shipment.public_token}\n")
+    if serving:
+        pages: dict[str, str] = {}
+        out.write("\nLook at (served until Ctrl-C):\n")
+        for partition in _examples(partitions):
+            shipment = partition.shipment
+            label = shipment.status.value if shipment.status else "no status"
+            pages[label] = f"{base}/v1/track/{shipment.public_token}"
+            out.write(f"  {label:<22} tracking: {pages[label]}\n")
+        out.write(f"  metrics: {base}/_local/metrics   stack outputs: {base}/_local/stack\n")
+        summary["links"] = {"tracking_pages": pages, "metrics": f"{base}/_local/metrics"}
+    else:
+        # Nothing listens any more: no address to open, only how to get one.
+        why = "--no-serve" if not options.serve else "the run went wrong, see below"
+        out.write(
+            f"\nNothing is served now ({why}). Run `shiplight demo` without --no-serve to open one shipment's "
+            "tracking per status (http://127.0.0.1:<port>/v1/track/<token>) while it serves.\n"
+        )
     out.write(
-        f"  metrics: {base}/_local/metrics   stack outputs: {base}/_local/stack   "
-        f"function logs: {options.state_dir / 'logs'}/\n"
-        f"  truth: {truth_path}   stored: {stored_path}   "
-        f"(shiplight evaluate --truth {truth_path} --stored {stored_path})\n"
+        f"Files: the ground truth {truth_path}, what Shiplight stored {stored_path}, "
+        f"function logs {options.state_dir / 'logs'}/\n"
+        f"  score them again: shiplight evaluate --truth {truth_path} --stored {stored_path}\n"
     )
+    if not options.details:
+        out.write(
+            "More: `shiplight demo --details` adds the scoring tables per carrier and exception type, the answers "
+            "per request kind and the delays per carrier.\n"
+        )
+    summary["timing"] = summary.pop("timing")  # last: the one object that differs between two runs
     if options.summary_json:
         options.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     if run.unexpected:
         out.write(f"\n{len(run.unexpected)} requests were not answered as expected, e.g. {run.unexpected[:3]}\n")
         return 1
-    if options.serve:
+    if serving:
         from infra.demo.run import _wait_for_interrupt
 
         out.write("\nServing the tracking JSON above until Ctrl-C.\n")

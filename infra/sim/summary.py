@@ -84,8 +84,6 @@ def summarize(run: SimRun, partitions: dict[str, Partition]) -> dict[str, Any]:
         "shipments": len(run.journeys),
         "days": run.options.days,
         "seed": run.options.seed,
-        "wall_seconds": round(run.wall_seconds, 1),
-        "simulated_hours_per_second": round(simulated_hours / run.wall_seconds, 1) if run.wall_seconds else None,
         "shipments_by_status": dict(by_status.most_common()),
         "requests_sent": sum(sum(c.values()) for c in run.answers.values()),
         "answers": answers,
@@ -116,49 +114,168 @@ def summarize(run: SimRun, partitions: dict[str, Partition]) -> dict[str, Any]:
             }
             for carrier, values in sorted(latency.items())
         },
+        "latency_minutes_overall": _spread([value for values in latency.values() for value in values]),
+        # The only figures that depend on the machine: everything above repeats for the same arguments.
+        "timing": {
+            "wall_seconds": round(run.wall_seconds, 1),
+            "simulated_hours_per_second": round(simulated_hours / run.wall_seconds, 1) if run.wall_seconds else None,
+            "events_received_per_second": round(int(metrics.get("EventsReceived")) / run.wall_seconds, 1)
+            if run.wall_seconds
+            else None,
+        },
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float | int | None]:
+    return {
+        "p50": round(statistics.median(values), 1) if values else None,
+        "p95": round(_percentile(values, 0.95) or 0.0, 1) if values else None,
+        "events": len(values),
     }
 
 
 _ACCEPTED_KINDS = ("webhook", "warehouse", "duplicate", "held_back", "registration", "claim")
 
 
-def print_summary(summary: dict[str, Any], out: TextIO) -> None:
+# What a merchant calls the things the JSON names (the JSON keeps its names: tests and tools read them).
+INCIDENT_WORDS = {
+    "no_first_scan": "never scanned by the carrier",
+    "stalled": "no news from the carrier for too long",
+    "customs_hold": "held in customs",
+    "address_issue": "a problem with the address",
+    "delivery_failed": "a delivery attempt failed",
+    "held": "held by the carrier",
+    "delayed": "running late for the promised date",
+    "damaged": "damaged",
+    "lost": "lost",
+    "return_to_sender": "on its way back to the sender",
+    "delivered_not_received": "delivered, but the customer says it never arrived",
+}
+OWNER_WORDS = {
+    "support": "customer support",
+    "ops": "operations",
+    "carrier_desk": "the carrier desk",
+    "warehouse": "the warehouse",
+}
+REQUEST_WORDS = {
+    "registration": "shipments registered by the order system",
+    "claim": "customer claims recorded by support",
+    "webhook": "updates from carriers and tracking services",
+    "warehouse": "updates from the warehouse",
+    "duplicate": "the same update sent twice",
+    "held_back": "updates held up for hours on the way",
+    "bad_signature": "forged signature",
+    "truncated_json": "cut-off message",
+    "wrong_carrier": "address of a carrier we do not serve",
+    "oversized": "message too large",
+}
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.2f}%"
+
+
+def _minutes(value: float) -> str:
+    return f"{value:.0f} minutes" if value < 90 else f"{value / 60:.1f} hours"
+
+
+def _listed(counts: dict[str, int], words: dict[str, str]) -> str:
+    return ", ".join(f"{words.get(key, key.replace('_', ' '))} ({n})" for key, n in counts.items())
+
+
+def _none_or(count: int, what: str) -> str:
+    return f"{what}: none" if not count else f"{what}: {count}"
+
+
+def print_summary(summary: dict[str, Any], out: TextIO, *, details: bool = False) -> None:
+    """The run in a merchant's words; ``details`` adds the requests, polls and delays behind it."""
+    timing = summary["timing"]
     out.write(
-        f"\n{summary['shipments']} shipments over {summary['days']} simulated days in {summary['wall_seconds']} s "
-        f"({summary['simulated_hours_per_second']} simulated hours a second)\n"
+        f"\nSimulated {summary['days']} days in {timing['wall_seconds']} s "
+        f"({timing['simulated_hours_per_second']} simulated hours a second).\n"
     )
     out.write("\nShipments by status:\n")
     for status, count in summary["shipments_by_status"].items():
         label = STATUS_LABELS.get(status, status) if status not in ("none", "unknown to Shiplight") else status
         out.write(f"  {count:>5}  {label}\n")
+
     out.write(
-        "\nEvents:\n"
-        f"  received {summary['events_received']}, stored {summary['events_stored']}, "
-        f"duplicates dropped {summary['duplicates_dropped']}, out-of-order absorbed {summary['out_of_order_absorbed']}, "
-        f"better readings kept {summary['readings_improved']}\n"
-        f"  milestone changes published {summary['changes_published']}, payloads quarantined "
-        f"{summary['payloads_quarantined']}\n"
-        f"  carrier API polls {summary['carrier_polls']} in {summary['poller_runs']} poller runs "
-        f"({summary['poll_answers_unchanged']} said nothing new and were not ingested again)\n"
-        "  stored per source: " + ", ".join(f"{s} {n}" for s, n in summary["events_per_source"].items()) + "\n"
+        "\nTracking updates:\n"
+        f"  {_n(summary['events_received'])} received from carriers, tracking services and the warehouse; "
+        f"{_n(summary['events_stored'])} were news and are on the timelines\n"
+        f"  {_n(summary['duplicates_dropped'])} duplicates ignored: they repeated what Shiplight already knew\n"
+        f"  {_n(summary['out_of_order_absorbed'])} late scans, received after newer ones, were put in their place "
+        "on the timeline\n"
+        f"  {_n(summary['readings_improved'])} scans came in again with more detail, and the fuller version was kept\n"
+        f"  {_n(summary['bad_input_refused'])} forged or broken requests were refused; nothing in them was stored\n"
+        f"  Shiplight asked the carriers' tracking systems {_n(summary['carrier_polls'])} times on its own, "
+        f"and passed {_n(summary['changes_published'])} status changes on to your systems\n"
+    )
+    if summary["payloads_quarantined"]:
+        out.write(
+            f"  {_n(summary['payloads_quarantined'])} updates could not be read and wait for a person "
+            "(`shiplight quarantine list`)\n"
+        )
+    if summary["unmapped_codes"]:
+        codes = ", ".join(list(summary["unmapped_codes"])[:8])
+        out.write(f"  Carrier codes Shiplight does not know yet: {codes}\n")
+
+    raised = summary["exceptions_raised"]
+    total = sum(raised.values())
+    open_by_owner = summary["exceptions_open_by_owner"]
+    still_open = sum(open_by_owner.values())
+    resolved_otherwise = total - summary["exceptions_auto_resolved"] - still_open
+    out.write("\nExceptions (parcels that need a look):\n")
+    out.write(f"  {total} raised" + (f": {_listed(raised, INCIDENT_WORDS)}" if raised else "") + "\n")
+    if total:
+        out.write(
+            f"  {summary['exceptions_auto_resolved']} cleared when the parcel moved on (nobody had to act)"
+            + (f"; {resolved_otherwise} resolved by people" if resolved_otherwise else "")
+            + f"; {still_open} still open"
+            + (f", waiting for {_listed(open_by_owner, OWNER_WORDS)}" if still_open else "")
+            + "\n"
+        )
+
+    evaluation = summary.get("evaluation")
+    if evaluation:
+        out.write(
+            "\nAccuracy, checked against what really happened:\n"
+            f"  {_pct(evaluation['milestone_accuracy'])} of {_n(evaluation['events_expected'])} carrier scans are on "
+            f"the timelines with the right meaning and time; {_pct(evaluation['status_accuracy'])} of shipments "
+            f"show the right status\n"
+            f"  {_none_or(evaluation['duplicates_stored'], 'updates stored twice')}; "
+            f"{_none_or(evaluation['forged_stored'], 'forged or broken updates stored')}\n"
+        )
+    overall = summary.get("latency_minutes_overall") or {}
+    if overall.get("events"):
+        out.write(
+            f"  Scans reached Shiplight {_minutes(overall['p50'])} after they happened (median; 95% within "
+            f"{_minutes(overall['p95'])})\n"
+        )
+    if details:
+        print_details(summary, out)
+
+
+def print_details(summary: dict[str, Any], out: TextIO) -> None:
+    """What is behind the plain summary: requests per kind, polls, sources and delays per carrier."""
+    out.write(f"\nRequests sent ({_n(summary['requests_sent'])}), and how they were answered:\n")
+    for kind, codes in summary["answers"].items():
+        answered = ", ".join(f"HTTP {code} x{n}" for code, n in codes.items())
+        out.write(f"  {REQUEST_WORDS.get(kind, kind):<45} {answered}\n")
+    out.write(
+        f"\nPolling: {_n(summary['carrier_polls'])} carrier API calls in {_n(summary['poller_runs'])} runs of the "
+        f"poller; {_n(summary['poll_answers_unchanged'])} answers said nothing new and were not read again\n"
+        "Kept per source: " + ", ".join(f"{s} {n}" for s, n in summary["events_per_source"].items()) + "\n"
     )
     unmapped = summary["unmapped_codes"]
-    out.write(
-        "  unmapped codes: "
-        + (", ".join(f"{code} x{n}" for code, n in list(unmapped.items())[:8]) if unmapped else "none")
-        + "\n"
-    )
-    raised = summary["exceptions_raised"]
-    out.write(
-        f"\nExceptions raised {sum(raised.values())}: "
-        + (", ".join(f"{kind} {n}" for kind, n in raised.items()) or "none")
-        + f"\n  resolved by themselves (the parcel moved on) {summary['exceptions_auto_resolved']}; open per owner: "
-        + (", ".join(f"{owner} {n}" for owner, n in summary["exceptions_open_by_owner"].items()) or "none")
-        + "\n"
-    )
-    out.write(f"\nRequests ({summary['requests_sent']}), answered:\n")
-    for kind, codes in summary["answers"].items():
-        out.write(f"  {kind:<15} " + ", ".join(f"{code} x{n}" for code, n in codes.items()) + "\n")
-    out.write("\nScan-to-update latency (minutes, scan instant → received):\n")
+    if unmapped:
+        out.write(
+            "Unknown carrier codes: " + ", ".join(f"{code} x{n}" for code, n in list(unmapped.items())[:8]) + "\n"
+        )
+    out.write("\nDelay from a scan to Shiplight receiving it (minutes):\n")
     for carrier, row in summary["latency_minutes"].items():
-        out.write(f"  {carrier:<12} p50 {row['p50']:>7}  p95 {row['p95']:>8}  ({row['events']} events)\n")
+        out.write(f"  {carrier:<12} median {row['p50']:>7}  95% within {row['p95']:>8}  ({row['events']} scans)\n")

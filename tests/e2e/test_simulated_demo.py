@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +86,67 @@ def test_evaluate_names_a_missing_truth_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "nope.jsonl does not exist" in done.stderr
+
+
+def _small_demo(state_dir: Path, hash_seed: str, *extra: str) -> subprocess.Popen[str]:
+    """A short `shiplight demo --no-serve` (8 shipments, 3 days) in its own process."""
+    return subprocess.Popen(
+        [
+            *SHIPLIGHT,
+            "demo",
+            "--no-serve",
+            "--shipments",
+            "8",
+            "--days",
+            "3",
+            "--seed",
+            "11",
+            "--port",
+            "0",
+            "--state-dir",
+            str(state_dir),
+            "--summary-json",
+            str(state_dir / "summary.json"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+    )
+
+
+def test_two_demo_runs_with_the_same_arguments_tell_the_same_story(tmp_path: Path) -> None:
+    # Given the same demo arguments and seed, run twice side by side, in processes that hash
+    # strings differently (as any two processes may) and compete for the machine
+    runs = [_small_demo(tmp_path / name, hash_seed) for name, hash_seed in (("first", "1"), ("second", "2"))]
+    # When both finish
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    first, second = (json.loads((tmp_path / name / "summary.json").read_text()) for name in ("first", "second"))
+    # Then their summaries are the same, figure for figure, except how long each took
+    assert set(first.pop("timing")) >= {"wall_seconds", "simulated_hours_per_second"}
+    assert set(second.pop("timing")) >= {"wall_seconds", "simulated_hours_per_second"}
+    assert first == second
+    # and they are about something: events came in, and carriers were polled
+    assert first["events_received"] > 0 and first["carrier_polls"] > 0
+
+
+def test_the_demo_summary_speaks_plainly_and_keeps_the_tables_for_details(tmp_path: Path) -> None:
+    # Given a short demo run with --details and one without
+    runs = [_small_demo(tmp_path / "plain", "0"), _small_demo(tmp_path / "detailed", "0", "--details")]
+    # When both finish
+    (plain, _), (detailed, _) = (run.communicate(timeout=300) for run in runs)
+    assert [run.returncode for run in runs] == [0, 0], plain[-2000:] + detailed[-2000:]
+    # Then the plain one says what happened without the simulator's jargon or its tables
+    assert "duplicates ignored" in plain and "late scans" in plain and "Exceptions" in plain
+    for jargon in ("out-of-order", "absorbed", "better readings", "held_back", "timestamp error"):
+        assert jargon not in plain
+    # and, served by nothing, it prints no tracking address to open, only how to get one
+    assert "http://127.0.0.1:<port>/v1/track/<token>" in plain
+    assert re.search(r"127\.0\.0\.1:\d+/v1/track/", plain) is None
+    # while --details adds the scoring tables and the answers per request kind
+    assert "Against the ground truth" in detailed and "timestamp error" in detailed
+    assert "Requests sent" in detailed and "shipments registered by the order system" in detailed
