@@ -976,6 +976,7 @@ class CostReport:
             "aws_requests_per_shipment": self.requests_per_shipment(),
             "usd_per_1000_shipments": self.usd_per_1000(),
             "usd_per_1000_shipments.standing": self.usd_per_1000(self.amortized),
+            "aws_requests_per_shipment.standing": self.requests_per_shipment(self.amortized),
             "usd_per_1000_shipments.lambda_cpu_share": self.modeled_lambda_usd_per_1000(),
             "fixed_usd_per_month": sum(self.fixed_usd_per_month().values()),
         }
