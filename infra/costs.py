@@ -176,9 +176,6 @@ class Usage:
     def only(self, keep: Callable[[Line], bool]) -> Usage:
         return Usage({line: dict(q) for line, q in self.lines.items() if keep(line)})
 
-    def origins(self) -> set[str]:
-        return {origin for _, _, origin in self.lines}
-
     def to_json(self) -> list[dict[str, Any]]:
         return [{"service": s, "call": c, "origin": o, "quantities": q} for (s, c, o), q in sorted(self.lines.items())]
 
