@@ -25,9 +25,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.clock import isoformat_z
 from shared.config import OVERRIDES_VARIABLE, PolicyError, policy
 from shared.models.canonical import CanonicalEvent, IncidentType
+from shared.models.detail import detail_header, detail_state
 from shared.models.incidents import (
     CLAIM_TYPES,
     Incident,
@@ -175,27 +175,16 @@ def refreshed(exception: Incident, shipment: Shipment, now: datetime) -> Inciden
 
 
 def incident_detail(shipment: Shipment, exception: Incident, sequence: int) -> dict[str, Any]:
-    """The detail of ``Shipment Exception Raised | Resolved | Escalated`` (README contract)."""
+    """The detail of ``Shipment Exception Raised | Resolved | Escalated`` (docs/events.md)."""
     body = exception.to_json_dict()
     if exception.type in CLAIM_TYPES:
         body.pop("details", None)  # a claim's details are the customer's words: not on the bus
     return {
-        "shipment_id": shipment.shipment_id,
-        "order_id": shipment.order_id,
-        "carrier": shipment.carrier,
-        "tracking_number": shipment.tracking_number,
-        "tracking_numbers": shipment.tracking_keys,
-        "sequence": sequence,
+        **detail_header(shipment, sequence),
         "exception_id": exception.exception_id,
         "type": exception.type.value,
         "exception": body,
-        "state": {
-            "status": shipment.status.value if shipment.status else None,
-            "status_since": isoformat_z(shipment.status_since) if shipment.status_since else None,
-            "last_event_at": isoformat_z(shipment.last_event_at) if shipment.last_event_at else None,
-            "event_count": shipment.event_count,
-            "open_exceptions": shipment.open_exceptions,
-        },
+        "state": detail_state(shipment, open_exceptions=shipment.open_exceptions),
     }
 
 

@@ -33,6 +33,7 @@ from shared.logic.ingest.parcels import Contribution, ParcelWork, group_batch
 from shared.logic.shipments.chain import CommitOptions, Draft, finish, leftovers
 from shared.logic.shipments.ports import ShipmentStore
 from shared.logic.shipments.unit_of_work import Decision, SimpleWork, UnitOfWork
+from shared.models.detail import detail_header, detail_state
 from shared.models.registration import RegistrationAnswer, RegistrationRequest
 from shared.models.shipment import Partition, Shipment, TrackingKey, new_public_token, new_shipment_id
 
@@ -93,29 +94,21 @@ def registered_detail(shipment: Shipment, sequence: int, *, first: bool) -> dict
     """The ``Shipment Registered`` detail (docs/events.md documents this contract). No customer
     contact: bus events are archived and routed widely."""
     return {
-        "shipment_id": shipment.shipment_id,
-        "order_id": shipment.order_id,
-        "carrier": shipment.carrier,
-        "tracking_number": shipment.tracking_number,
-        "tracking_numbers": shipment.tracking_keys,
-        "sequence": sequence,
+        **detail_header(shipment, sequence),
         "first_registration": first,
         "registered_at": isoformat_z(shipment.registered_at) if shipment.registered_at else None,
-        "state": {
-            "status": shipment.status.value if shipment.status else None,
-            "status_since": isoformat_z(shipment.status_since) if shipment.status_since else None,
-            "last_event_at": isoformat_z(shipment.last_event_at) if shipment.last_event_at else None,
-            "event_count": shipment.event_count,
-            "origin_country": shipment.origin.country if shipment.origin else None,
-            "destination_country": shipment.destination.country if shipment.destination else None,
-            "cross_border": shipment.cross_border,
-            "promised_delivery_date": shipment.promised_delivery_date.isoformat()
+        "state": detail_state(
+            shipment,
+            origin_country=shipment.origin.country if shipment.origin else None,
+            destination_country=shipment.destination.country if shipment.destination else None,
+            cross_border=shipment.cross_border,
+            promised_delivery_date=shipment.promised_delivery_date.isoformat()
             if shipment.promised_delivery_date
             else None,
-            "label_created_at": isoformat_z(shipment.label_created_at) if shipment.label_created_at else None,
-            "locale": shipment.locale,
-            "time_zone": shipment.time_zone,
-        },
+            label_created_at=isoformat_z(shipment.label_created_at) if shipment.label_created_at else None,
+            locale=shipment.locale,
+            time_zone=shipment.time_zone,
+        ),
     }
 
 

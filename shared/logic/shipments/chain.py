@@ -37,6 +37,7 @@ from shared.logic.incidents.silence import silence_fields
 from shared.logic.polling.cadence import DEFAULT_POLICY, PollPolicy, next_poll, shard_of
 from shared.logic.shipments.timeline import Transition, Walk, news, walk
 from shared.models.canonical import CanonicalEvent, Milestone
+from shared.models.detail import detail_header, detail_state
 from shared.models.incidents import Incident, ScanSummary
 from shared.models.shipment import OutboxEntry, Shipment, StoredEvent, TrackingKey
 
@@ -132,22 +133,12 @@ def milestone_detail(shipment: Shipment, transition: Transition, sequence: int) 
     """The ``Shipment Milestone Reached`` detail (docs/events.md documents this contract)."""
     event = transition.event
     return {
-        "shipment_id": shipment.shipment_id,
-        "order_id": shipment.order_id,
-        "carrier": shipment.carrier,
-        "tracking_number": shipment.tracking_number,
-        "tracking_numbers": shipment.tracking_keys,
-        "sequence": sequence,
+        **detail_header(shipment, sequence),
         "milestone": transition.status.value,
         "previous_status": transition.previous.value if transition.previous else None,
         "occurred_at": isoformat_z(event.occurred_at),
         "event": event.to_json_dict(),
-        "state": {
-            "status": shipment.status.value if shipment.status else None,
-            "status_since": isoformat_z(shipment.status_since) if shipment.status_since else None,
-            "last_event_at": isoformat_z(shipment.last_event_at) if shipment.last_event_at else None,
-            "event_count": shipment.event_count,
-        },
+        "state": detail_state(shipment),
     }
 
 
