@@ -39,6 +39,7 @@ from shared.dal.items import (
     tracking_item,
     tracking_pk,
 )
+from shared.dal.token_index import TokenIndex
 from shared.errors import Conflict, DependencyUnavailable
 from shared.models.canonical import CanonicalEvent
 from shared.models.shipment import (
@@ -52,7 +53,6 @@ from shared.models.shipment import (
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
 BATCH_ATTEMPTS = 8
-TOKEN_INDEX = "ByToken"  # noqa: S105 - an index name, not a secret
 POLL_INDEX = "ByPollDue"
 
 
@@ -247,7 +247,7 @@ class DynamoShipmentStore:
 
     def public_items(self, token: str) -> list[dict[str, Any]]:
         """What the tracking page may show, from the ``ByToken`` index (one Query)."""
-        return self._query({"public_token": token}, index=TOKEN_INDEX)
+        return TokenIndex(self.table).public_items(token)
 
     def _query(self, key: dict[str, str], index: str | None = None) -> list[dict[str, Any]]:
         ((name, value),) = key.items()

@@ -1,5 +1,10 @@
 """Output views: what routes return. Public views carry no personal data by construction:
-they are built field by field from the public token index, never from a shipment record."""
+they are built field by field from the public token index, never from a shipment record.
+
+``TrackingView`` is the documented contract of ``GET /v1/track/{token}`` (the OpenAPI
+document is to be generated from it), but the public route does not import it: its cold start
+is what a customer waits for, so ``shared.logic.views.tracking`` builds the same JSON with
+the standard library, and a test keeps the two byte for byte equal."""
 
 from __future__ import annotations
 
@@ -7,25 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.labels import STATUS_LABELS as STATUS_LABELS  # one definition, importable without pydantic
 from shared.models.canonical import IncidentType, LocalTime, Milestone, UtcInstant
-
-STATUS_LABELS: dict[Milestone | None, str] = {
-    None: "Waiting for the first update",
-    Milestone.LABEL_CREATED: "Label created",
-    Milestone.PICKED_UP: "Picked up",
-    Milestone.DEPARTED_ORIGIN: "Left the origin facility",
-    Milestone.IN_TRANSIT: "In transit",
-    Milestone.ARRIVED_HUB: "At a sorting facility",
-    Milestone.CUSTOMS_STARTED: "In customs",
-    Milestone.CUSTOMS_CLEARED: "Cleared customs",
-    Milestone.HANDED_TO_LAST_MILE: "With the local delivery carrier",
-    Milestone.OUT_FOR_DELIVERY: "Out for delivery",
-    Milestone.AVAILABLE_FOR_PICKUP: "Ready for pickup",
-    Milestone.DELIVERY_FAILED: "Delivery attempt failed",
-    Milestone.RETURN_STARTED: "Returning to sender",
-    Milestone.DELIVERED: "Delivered",
-    Milestone.RETURN_DELIVERED: "Returned to sender",
-}
 
 
 class PublicPlace(BaseModel):

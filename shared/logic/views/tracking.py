@@ -1,18 +1,29 @@
-"""The public tracking view, addressed only by an unguessable token (DESIGN §4.1)."""
+"""The public tracking view, addressed only by an unguessable token (DESIGN §4.1).
+
+Standard library and botocore only (DESIGN §5): the public route's cold start is what a
+customer waits for. The answer is the JSON of ``shared.models.views.TrackingView``, the
+documented contract, built here without pydantic from the ``ByToken`` index items: the
+same field names and order, instants as ``isoformat_z`` (``UtcInstant``), local times as
+``isoformat()`` (``LocalTime``), codes as their values. ``tests/unit/test_tracking_view.py``
+keeps the two byte for byte equal.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import datetime
 from typing import Any, Protocol
 
-from shared.dal.shipments import DynamoShipmentStore
+from shared.clock import isoformat_z, parse_instant
+from shared.dal.token_index import TokenIndex
 from shared.errors import NotFound
-from shared.models.canonical import Milestone
-from shared.models.views import STATUS_LABELS, PublicEvent, PublicLeg, PublicPlace, TrackingView
+from shared.labels import STATUS_LABELS
 from shared.settings import PublicApiSettings, load
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 NOT_FOUND = "no shipment is tracked under this link"
+MAX_PUBLIC_EVENTS = 1000  # TrackingView.events' max_length: a longer timeline shows its newest
 
 
 class PublicReader(Protocol):
@@ -21,7 +32,13 @@ class PublicReader(Protocol):
 
 def public_reader() -> PublicReader:
     """The token index of the table named by the environment."""
-    return DynamoShipmentStore(load(PublicApiSettings).shipments_table)
+    return TokenIndex(load(PublicApiSettings).shipments_table)
+
+
+def token_reference(token: str) -> str:
+    """What a log line may say of a token: a short hash. The token itself is a bearer
+    secret (whoever holds it sees the parcel), so it is never logged."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:12]
 
 
 def tracking_link_target(token: str) -> str:
@@ -33,8 +50,9 @@ def tracking_link_target(token: str) -> str:
     return f"/v1/track/{token}"
 
 
-def tracking_view(token: str, reader: PublicReader) -> TrackingView:
-    """The shipment behind ``token``; ``NotFound`` (same answer for any unknown token)."""
+def tracking_view(token: str, reader: PublicReader) -> dict[str, Any]:
+    """The JSON object of ``TrackingView`` for the shipment behind ``token``, newest event
+    first; ``NotFound`` (the same answer for any unknown or malformed token)."""
     if not _TOKEN.fullmatch(token):
         raise NotFound(NOT_FOUND)
     items = reader.public_items(token)
@@ -50,38 +68,53 @@ def tracking_view(token: str, reader: PublicReader) -> TrackingView:
         (item for item in items if item.get("entity") == "event"),
         key=lambda item: str(item["sk"]),  # EVT#<fixed-width instant>#<id>: instant order
         reverse=True,
-    )
-    status = Milestone(meta["status"]) if meta.get("status") else None
-    return TrackingView(
-        carrier=meta["carrier"],
-        tracking_number=meta["tracking_number"],
-        tracking_numbers=[_leg(text) for text in meta.get("tracking_keys") or []],
-        status=status,
-        status_label=STATUS_LABELS[status],
-        status_since=meta.get("status_since"),
-        last_event_at=meta.get("last_event_at"),
-        updated_at=meta["updated_at"],
-        events=[
-            PublicEvent(
-                milestone=item.get("milestone"),
-                exception=item.get("exception"),
-                occurred_at=item["occurred_at"],
-                occurred_at_local=item.get("occurred_at_local"),
-                location=_place(item.get("location")),
-                description=item.get("description"),
-            )
+    )[:MAX_PUBLIC_EVENTS]
+    status = meta.get("status") or None
+    return {
+        "carrier": meta["carrier"],
+        "tracking_number": meta["tracking_number"],
+        "tracking_numbers": [_leg(text) for text in meta.get("tracking_keys") or []],
+        "status": status,
+        "status_label": STATUS_LABELS[status],
+        "status_since": _instant(meta.get("status_since")),
+        "last_event_at": _instant(meta.get("last_event_at")),
+        "updated_at": _instant(meta["updated_at"]),
+        "events": [
+            {
+                "milestone": item.get("milestone"),
+                "exception": item.get("exception"),
+                "occurred_at": _instant(item["occurred_at"]),
+                "occurred_at_local": _local_time(item.get("occurred_at_local")),
+                "location": _place(item.get("location")),
+                "description": item.get("description"),
+            }
             for item in events
         ],
-    )
+    }
 
 
-def _leg(text: str) -> PublicLeg:
+def _instant(text: str | None) -> str | None:
+    # UtcInstant's JSON: the instant in UTC, "Z", seconds unless sub-second is present.
+    return None if text is None else isoformat_z(parse_instant(text))
+
+
+def _local_time(text: str | None) -> str | None:
+    # LocalTime's JSON: the wall time with its own offset, as ``isoformat()`` writes it.
+    if text is None:
+        return None
+    parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"a local time needs an offset: {text!r}")
+    return parsed.isoformat()
+
+
+def _leg(text: str) -> dict[str, str]:
     carrier, _, number = str(text).partition(":")
-    return PublicLeg(carrier=carrier, tracking_number=number)
+    return {"carrier": carrier, "tracking_number": number}
 
 
-def _place(location: dict[str, Any] | None) -> PublicPlace | None:
+def _place(location: dict[str, Any] | None) -> dict[str, Any] | None:
     # Postal codes are left out: on a public page they narrow a delivery down to a street.
     if not location:
         return None
-    return PublicPlace(city=location.get("city"), region=location.get("region"), country=location.get("country"))
+    return {"city": location.get("city"), "region": location.get("region"), "country": location.get("country")}
