@@ -1,4 +1,4 @@
-"""The ``shiplight`` command (DESIGN §4.3)."""
+"""The ``shiplight`` command (README "Commands", docs/local-stack.md)."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score what Shiplight stored against a demo's ground truth")
     evaluate.add_argument("--truth", type=Path, required=True, help="the truth file of a `shiplight demo` run")
     evaluate.add_argument("--stored", type=Path, help="what was stored (default: the state dir's stored.jsonl)")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object (DESIGN §4.3)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (docs/simulator.md)")
     evaluate.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
     evaluate.set_defaults(run=_cmd_evaluate)
 

@@ -1,4 +1,4 @@
-"""The one clock every part of Shiplight reads (DESIGN §4.4).
+"""The one clock every part of Shiplight reads (docs/architecture.md).
 
 Lambda code uses the system clock. Tests and the local runtime install their own
 (a frozen or an accelerated clock) with :func:`use_clock`, so weeks of carrier time

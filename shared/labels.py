@@ -1,6 +1,6 @@
 """Words a customer reads for Shiplight's codes, in the standard library only.
 
-The public route imports no pydantic (DESIGN §5, its cold start is what a customer waits
+The public route imports no pydantic (docs/architecture.md, its cold start is what a customer waits
 for), so the status labels live here, keyed by the milestone codes (``Milestone`` is a
 ``StrEnum``: ``STATUS_LABELS[Milestone.DELIVERED]`` finds ``"delivered"``);
 ``shared.models.views`` re-exports them for the pydantic views.

@@ -1,6 +1,6 @@
 """Structured logs and CloudWatch metrics without Powertools, for the webhook receiver.
 
-The receiver must import only the standard library and botocore (DESIGN §5), so it
+The receiver must import only the standard library and botocore (docs/architecture.md), so it
 cannot use Powertools' Logger and Metrics. This module writes the same shapes they do:
 one JSON object per log line, and metrics in the CloudWatch Embedded Metric Format
 (EMF), using the same ``POWERTOOLS_SERVICE_NAME`` / ``POWERTOOLS_METRICS_NAMESPACE``

@@ -1,7 +1,7 @@
 """Typed settings read from the environment at invocation time, never at import.
 
 Standard-library dataclasses rather than pydantic so the webhook receiver can use them
-without paying pydantic's import cost (DESIGN §5). A required setting that is missing
+without paying pydantic's import cost (docs/architecture.md). A required setting that is missing
 or malformed raises :class:`SettingsError` naming it on first use; there are no silent
 defaults for required values. The cache is keyed by the environment values themselves,
 so tests and the local runtime (which switches environments between in-process

@@ -2,7 +2,7 @@
 link GET /t/{token}, which forwards to it until the tracking page exists.
 
 Imports only the standard library, botocore and the stdlib-only parts of ``shared``, like the
-webhook receiver (DESIGN §5): a customer waits for this cold start. No Powertools, no
+webhook receiver (docs/architecture.md): a customer waits for this cold start. No Powertools, no
 pydantic; the answer's contract is ``shared.models.views.TrackingView``.
 """
 

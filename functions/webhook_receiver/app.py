@@ -1,7 +1,7 @@
 """POST /webhooks/{carrier}: verify, archive, enqueue — 202 means durably stored.
 
 Imports only the standard library, botocore and the stdlib-only parts of ``shared``
-(DESIGN §5): no Powertools, no pydantic, so a cold start costs about one botocore import.
+(docs/architecture.md): no Powertools, no pydantic, so a cold start costs about one botocore import.
 """
 
 from typing import Any

@@ -13,7 +13,7 @@ missing event). From the matching:
   as expressible** counts a reading as right when it is one the reporting source's format can
   carry for that scan (the payload builders' ``RENDERS``), which isolates Shiplight's own errors
   from the formats' limits. Both are reported;
-* **status accuracy**: the stored status equals the status the DESIGN §2.1 rules give over the
+* **status accuracy**: the stored status equals the status the canonical model's rules (docs/sources.md) give over the
   scans known at the end (walked here independently of Shiplight's code);
 * **timestamp errors**: stored instant minus true instant, per carrier;
 * **duplicates stored**: stored events matching no true scan (a second copy of a scan, or an
@@ -191,7 +191,7 @@ def _match(truths: list[_Truth], stored: list[dict[str, Any]]) -> dict[int, int]
 
 
 def true_status(milestones: list[tuple[datetime, str]]) -> str | None:
-    """DESIGN §2.1, walked over the milestones in instant order (ties by rank)."""
+    """The canonical status rules (docs/sources.md), walked over the milestones in instant order (ties by rank)."""
     status: Milestone | None = None
     for _, code in sorted(milestones, key=lambda m: (m[0], RANK[Milestone(m[1])])):
         reached = Milestone(code)

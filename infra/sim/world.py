@@ -145,7 +145,7 @@ class IncidentRates:
 
 @dataclass
 class Incident:
-    type: str  # a DESIGN §2.2 exception type, or "stall" / "no_first_scan" as the simulator caused them
+    type: str  # an exception type (docs/incidents.md), or "stall" / "no_first_scan" as the simulator caused them
     at: datetime  # when it began (for silences: the last scan before it)
     resolved_at: datetime | None = None
 

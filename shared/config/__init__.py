@@ -1,4 +1,4 @@
-"""Merchant policy: silence thresholds, playbooks, refund rules (DESIGN §2.2).
+"""Merchant policy: silence thresholds, playbooks, refund rules (docs/incidents.md).
 
 Each policy is a TOML file beside this module holding the documented defaults. A deployment
 overrides any part of them with the ``SHIPLIGHT_POLICY`` environment variable (the template's

@@ -1,4 +1,4 @@
-"""The ``ByToken`` index: what a tracking page may show, in one Query (DESIGN §5).
+"""The ``ByToken`` index: what a tracking page may show, in one Query (docs/architecture.md).
 
 Shipment and event items carry ``public_token``; the index projects only public attributes
 (template.yaml), so this read cannot see a customer. botocore only, through ``shared.dal.aws``

@@ -1,1 +1,1 @@
-"""Domain models: the canonical event and shipment (DESIGN §2), free of I/O."""
+"""Domain models: the canonical event and shipment (docs/sources.md), free of I/O."""

@@ -1,4 +1,4 @@
-"""The canonical model every source is normalised into (DESIGN §2)."""
+"""The canonical model every source is normalised into (docs/sources.md)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ RANK: dict[Milestone, int] = {
     Milestone.RETURN_DELIVERED: 110,
 }
 
-# The only moves to a lower rank (DESIGN §2.1): a return after delivery, a re-attempt.
+# The only moves to a lower rank (docs/sources.md, "Canonical model"): a return after delivery, a re-attempt.
 REOPEN_TRANSITIONS: frozenset[tuple[Milestone, Milestone]] = frozenset(
     {
         (Milestone.DELIVERED, Milestone.RETURN_STARTED),
@@ -64,7 +64,7 @@ TERMINAL: frozenset[Milestone] = frozenset({Milestone.DELIVERED, Milestone.RETUR
 
 
 class IncidentType(StrEnum):
-    """Something went wrong (DESIGN §2.2)."""
+    """Something went wrong (docs/incidents.md)."""
 
     NO_FIRST_SCAN = "no_first_scan"
     STALLED = "stalled"
@@ -131,7 +131,7 @@ class Location(BaseModel):
 
 
 class CanonicalEvent(BaseModel):
-    """One carrier scan in Shiplight's own terms (DESIGN §2.3)."""
+    """One carrier scan in Shiplight's own terms (docs/sources.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

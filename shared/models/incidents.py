@@ -1,4 +1,4 @@
-"""Exceptions on a shipment (DESIGN §2.2): what went wrong, who acts, by when.
+"""Exceptions on a shipment (docs/incidents.md): what went wrong, who acts, by when.
 
 An exception is one *episode* of one type on one shipment: a customs hold that began with a
 carrier's hold scan and ended when the parcel moved on; a silence that began after the last

@@ -170,7 +170,7 @@ class CustomerInput(BaseModel):
 
 
 class LegInput(BaseModel):
-    """A last-mile carrier's tracking number for the same parcel (DESIGN §3)."""
+    """A last-mile carrier's tracking number for the same parcel (docs/sources.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

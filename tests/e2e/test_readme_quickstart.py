@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ from tests.e2e.conftest import http
 
 ROOT = Path(__file__).resolve().parents[2]
 SEPARATOR = "----8<---- next block ----8<----"
+BASH = shutil.which("bash") or "/bin/bash"
 
 
 def quickstart_blocks() -> list[str]:
@@ -53,9 +55,9 @@ def test_every_quickstart_command_works_against_serve(tmp_path: Path) -> None:
     setup, serve = start.strip().splitlines()
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # Given the first terminal: the secrets file, then `shiplight serve` left running
-    subprocess.run(["bash", "-euo", "pipefail", "-c", setup], cwd=tmp_path, check=True, env=environment)
+    subprocess.run([BASH, "-euo", "pipefail", "-c", setup], cwd=tmp_path, check=True, env=environment)
     server = subprocess.Popen(
-        ["bash", "-c", f"exec {serve}"],
+        [BASH, "-c", f"exec {serve}"],
         cwd=tmp_path,
         env=environment,
         stdout=subprocess.PIPE,
@@ -71,7 +73,7 @@ def test_every_quickstart_command_works_against_serve(tmp_path: Path) -> None:
         # When the second terminal's blocks run, in order, as pasted
         script = f"\necho '{SEPARATOR}'\n".join(rest)
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
+            [BASH, "-euo", "pipefail", "-c", script],
             cwd=tmp_path,
             env=environment,
             capture_output=True,

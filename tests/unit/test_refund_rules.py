@@ -1,4 +1,4 @@
-"""The refund and claim rules as a table of cases (shared/logic/refunds.py, shared/config/refunds.toml).
+"""The refund and claim rules as a table of cases (shared/logic/refunds/rules.py, shared/config/refunds.toml).
 
 Every case is a parcel's timeline, what the merchant registered and the time of the question;
 the answer is what a merchant's support agent sees: allow/deny/wait, the reason code, when a

@@ -138,7 +138,7 @@ def describe(error: ValidationError) -> str:
 
 def parse_body(body: str | bytes | None, model: type[Model], *, max_bytes: int) -> Model:
     """A JSON object validated by ``model``: 413 over ``max_bytes``, 400 when it is not a JSON
-    object, 422 (``InvalidInput``) naming every bad field and why."""
+    object, 400 (``InvalidInput``) naming every bad field and why."""
     raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"body: at most {max_bytes} bytes")

@@ -1,6 +1,6 @@
 """Incidents: playbooks, and how an incident is built, resolved and announced.
 
-An *incident* is what the API and the bus call an exception (DESIGN §2.2): one episode of one
+An *incident* is what the API and the bus call an exception (docs/incidents.md): one episode of one
 problem on one shipment — a customs hold, a silence, a claim. In code it is an incident, so
 the word exception keeps its Python meaning (``shared.errors``).
 

@@ -1,4 +1,4 @@
-"""Silence rules and the silence checker: ``no_first_scan`` and ``stalled`` (DESIGN §2.2, §5).
+"""Silence rules and the silence checker: ``no_first_scan`` and ``stalled`` (docs/incidents.md).
 
 **Deadlines.** Each commit computes, from the timeline, which silence rule runs on the
 shipment and its deadline (:func:`plan_silence`): no carrier scan yet → ``no_first_scan``,

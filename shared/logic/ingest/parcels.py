@@ -2,7 +2,7 @@
 its shipment through the one write path (``shared.logic.shipments.unit_of_work``).
 
 Tracking numbers are first grouped into parcels: two numbers linked by a leg (a shipper
-carrier's and a last-mile carrier's, DESIGN §3) or already mapped to one shipment are one
+carrier's and a last-mile carrier's, docs/sources.md) or already mapped to one shipment are one
 parcel. For each parcel, :class:`ParcelWork` loads its shipment's partition (one Query), drops
 events already stored (``event_id``), keeps the better reading of a scan read twice, and hands
 the new timeline to the decision chain (``shared.logic.shipments.chain``): status, poll

@@ -1,4 +1,4 @@
-"""Accepting a webhook: verify, archive, enqueue — and nothing else (DESIGN §4.1).
+"""Accepting a webhook: verify, archive, enqueue — and nothing else (docs/architecture.md, "A webhook, hop by hop").
 
 The order of checks is the contract: an unknown source is 404, an oversized body 413
 before any parsing, a missing or wrong signature 401 (checked on the raw bytes, before

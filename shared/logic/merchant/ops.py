@@ -1,5 +1,5 @@
 """The ops side of the merchant API: the exception queue, operator resolutions, delivered-not-
-received claims and refund decisions (DESIGN §4.1).
+received claims and refund decisions (docs/merchant-api.md).
 
 - ``GET /v1/exceptions?owner=&type=&status=&limit=&cursor=`` — the queue, oldest SLA first,
   one Query per owner on the ``ByQueue`` index (``shared.dal.incidents``). Each row is what a

@@ -1,4 +1,4 @@
-"""Registration: ``POST /v1/shipments`` (DESIGN §4.1), a decision over the loaded shipment.
+"""Registration: ``POST /v1/shipments`` (docs/merchant-api.md), a decision over the loaded shipment.
 
 ``POST /v1/shipments`` is idempotent on (carrier, tracking number). A registration attaches to
 the shipment that already holds the number — whether a carrier's first event created it or an

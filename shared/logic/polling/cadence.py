@@ -1,4 +1,4 @@
-"""When to poll a carrier about a shipment (DESIGN §3: "poll where push is not available").
+"""When to poll a carrier about a shipment (docs/sources.md: poll where push is not available).
 
 The cadence follows what can change soon: hours while a parcel crosses the country, tens of
 minutes once it is out for delivery, nothing once it is delivered or has said nothing for 30

@@ -1,4 +1,4 @@
-"""A shipment's status as a function of its timeline (DESIGN §2.1).
+"""A shipment's status as a function of its timeline (docs/sources.md, "Canonical model").
 
 Walking the timeline in instant order, the status moves forward by rank and never back,
 except the re-open transitions (a return after delivery, a re-attempt after a failed

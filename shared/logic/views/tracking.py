@@ -1,6 +1,6 @@
-"""The public tracking view, addressed only by an unguessable token (DESIGN §4.1).
+"""The public tracking view, addressed only by an unguessable token (docs/merchant-api.md).
 
-Standard library and botocore only (DESIGN §5): the public route's cold start is what a
+Standard library and botocore only (docs/architecture.md): the public route's cold start is what a
 customer waits for. The answer is the JSON of ``shared.models.views.TrackingView``, the
 documented contract, built here without pydantic from the ``ByToken`` index items: the
 same field names and order, instants as ``isoformat_z`` (``UtcInstant``), local times as
