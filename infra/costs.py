@@ -556,7 +556,10 @@ class StackFacts:
         for name in functions:
             properties = template.properties(name)
             architecture[name] = (properties.get("Architectures") or globals_.get("Architectures") or ["x86_64"])[0]
-            traced[name] = (properties.get("Tracing") or globals_.get("Tracing")) == "Active"
+            tracing = properties.get("Tracing") or globals_.get("Tracing")
+            if isinstance(tracing, dict) and "Ref" in tracing:  # the Tracing parameter (default PassThrough)
+                tracing = template.parameter(tracing["Ref"])
+            traced[name] = tracing == "Active"
         archived: set[str] = set()
         for logical_id, _ in template.of_type("AWS::Events::Archive"):
             archived.update(template.properties(logical_id).get("EventPattern", {}).get("source", []))

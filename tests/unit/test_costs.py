@@ -20,6 +20,7 @@ from infra.costs import (
     read_units,
     write_units,
 )
+from infra.local.template import Template
 
 TAKEN = date(2026, 12, 7)
 
@@ -174,3 +175,16 @@ def test_dynamodb_units_follow_item_sizes_transactions_and_index_entries() -> No
     assert read_units(5 * 1024, consistent=False) == 1.0
     assert read_units(5 * 1024, consistent=True, transactional=True) == 4.0
     assert read_units(0, consistent=False) == 0.5
+
+
+def test_x_ray_traces_are_priced_only_when_the_template_turns_tracing_on() -> None:
+    # Given the template as deployed by default, and as on-call deploys it while investigating
+    default = Template.load()
+    investigating = Template.load(parameters={"Tracing": "Active"})
+
+    # When the cost model reads which functions record X-Ray traces
+    quiet, traced = StackFacts.of(default).traced, StackFacts.of(investigating).traced
+
+    # Then none does by default (PassThrough), and every function does with Tracing=Active
+    assert quiet and not any(quiet.values())
+    assert traced.keys() == quiet.keys() and all(traced.values())
