@@ -147,6 +147,7 @@ class LocalRuntime:
         )
         self.gateway = self._gateway(template)
         self.gateway.start()
+        self.stack.serve_http_apis_at(self.gateway.url)  # the ApiUrl output is the gateway's address
         sqs = aws_client("sqs")
         for source in template.queue_sources():
             poller = QueuePoller(

@@ -60,6 +60,13 @@ class LocalStack:
     def att(self, logical_id: str, attribute: str) -> Any:
         return self.resolver.get_att(logical_id, attribute)
 
+    def serve_http_apis_at(self, base_url: str) -> None:
+        """Say where the local gateway answers the template's HTTP APIs (``http://127.0.0.1:<port>``),
+        so their invoke URLs (the ``ApiUrl`` output, ``!GetAtt <Api>.ApiEndpoint``) resolve to it."""
+        for logical_id, _ in self.template.of_type("AWS::Serverless::HttpApi"):
+            self.resolver.api_endpoints[logical_id] = base_url
+            self.resolver.attributes[(logical_id, "ApiEndpoint")] = base_url
+
     def outputs(self) -> dict[str, str]:
         values: dict[str, str] = {}
         for name, output in self.template.document.get("Outputs", {}).items():

@@ -355,6 +355,10 @@ def _merge_globals(globals_: dict[str, Any], properties: dict[str, Any]) -> dict
 # ---------------------------------------------------------------------------- intrinsics
 
 _NO_VALUE = object()
+# How a template writes an HTTP API's invoke URL (the form `sam init` and the AWS docs use).
+_EXECUTE_API_URL = re.compile(
+    r"https://\$\{(?P<api>[A-Za-z0-9]+)\}\.execute-api\.\$\{AWS::Region\}\.(?:\$\{AWS::URLSuffix\}|amazonaws\.com)"
+)
 
 
 @dataclass
@@ -365,6 +369,9 @@ class Resolver:
     stack_name: str
     refs: dict[str, Any] = field(default_factory=dict)  # logical id -> Ref value
     attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # An HTTP API's logical id -> the local gateway's base URL: the execute-api URL the template
+    # builds for it (``https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}``) means this.
+    api_endpoints: dict[str, str] = field(default_factory=dict)
 
     def pseudo(self) -> dict[str, str]:
         return {
@@ -424,6 +431,7 @@ class Resolver:
     def _sub(self, argument: Any) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
         resolved = {k: self._resolve(v) for k, v in variables.items()}
+        text = _EXECUTE_API_URL.sub(lambda found: self.api_endpoints.get(found["api"], found[0]), text)
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)

@@ -64,3 +64,18 @@ def test_a_processor_failure_is_retried_then_dead_lettered(runtime: LocalRuntime
     dead = sqs.receive_message(QueueUrl=stack.ref("IngestDeadLetterQueue"))["Messages"]
     assert [m["Body"] for m in dead] == ['{"version": 9}']
     assert runtime.require_host().errors["EventProcessorFunction"] == 5
+
+
+def test_the_stack_outputs_give_the_local_gateway_address(runtime: LocalRuntime) -> None:
+    # Given a running local stack
+    # When a developer reads its outputs, as they would a deployed stack's
+    status, stack = http("GET", f"{runtime.url}/_local/stack")
+    # Then every URL output is the local gateway's address, and each answers there
+    assert status == 200
+    outputs = stack["outputs"]
+    assert runtime.url.startswith("http://127.0.0.1:")
+    assert outputs["ApiUrl"] == runtime.url
+    assert outputs["TrackingJsonUrl"] == f"{runtime.url}/v1/track/{{token}}"
+    assert outputs["WebhookUrl"] == f"{runtime.url}/webhooks/{{carrier}}"
+    assert http("GET", outputs["TrackingJsonUrl"].replace("{token}", "A" * 24))[0] == 404
+    assert http("POST", outputs["WebhookUrl"].replace("{carrier}", "easypost"), b"{}")[0] == 401
