@@ -18,6 +18,7 @@ import sys
 import threading
 import traceback
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,6 +185,15 @@ class FunctionHost:
         self.invocations: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self._busy = 0
+        # Powertools warns (a UserWarning on stderr) when a handler publishes no metric, as the
+        # merchant API's reads do by design. In Lambda that line lands in the function's log; here it
+        # would reach the terminal of `shiplight serve`. Exactly that warning is filtered, no other.
+        warnings.filterwarnings(
+            "ignore",
+            message="No application metrics to publish",
+            category=UserWarning,
+            module=r"aws_lambda_powertools\.",
+        )
         if log_dir:
             log_dir.mkdir(parents=True, exist_ok=True)
         echo = sys.stderr if echo_logs else None
