@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
 from shared import clock
 from shared.dal.apikeys import DynamoApiKeyStore
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 LOCAL_STATE_FILE = "local.json"  # written by `shiplight serve` in its state directory
 DEFAULT_LOCAL_URL = "http://127.0.0.1:3000"
+OR_LOCAL = "or --local for a running `shiplight serve`"
 
 
 class KeyStoreNotFound(RuntimeError):
@@ -40,9 +41,28 @@ def deployed_store(stack_name: str, region: str | None = None) -> DynamoApiKeySt
     if region:
         os.environ["AWS_DEFAULT_REGION"] = region
     try:
-        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+        cloudformation = boto3.client("cloudformation")
+    except NoRegionError:
+        raise KeyStoreNotFound(
+            f"no AWS region for the deployed stack {stack_name!r}: give --region REGION (or configure one: "
+            f"`aws configure`, AWS_DEFAULT_REGION), {OR_LOCAL}"
+        ) from None
+    except BotoCoreError as error:  # a bad region name, an unknown AWS_PROFILE
+        raise KeyStoreNotFound(
+            f"cannot use your AWS configuration: {error} (check --region and AWS_PROFILE, {OR_LOCAL})"
+        ) from None
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except (NoCredentialsError, PartialCredentialsError) as error:
+        raise KeyStoreNotFound(
+            f"no usable AWS credentials to read the deployed stack {stack_name!r} ({error}): configure them "
+            f"(`aws configure`, AWS_PROFILE), {OR_LOCAL}"
+        ) from None
     except (ClientError, BotoCoreError) as error:
-        raise KeyStoreNotFound(f"cannot read stack {stack_name!r}: {error}") from None
+        raise KeyStoreNotFound(
+            f"cannot read stack {stack_name!r} in {cloudformation.meta.region_name}: {error} "
+            f"(check --stack-name and --region, {OR_LOCAL})"
+        ) from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     table = outputs.get("ApiKeysTableName")
     if not table:
@@ -57,7 +77,10 @@ def _get_json(url: str) -> Any:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - checked just above
             return json.loads(response.read())
     except (OSError, ValueError) as error:
-        raise KeyStoreNotFound(f"no Shiplight local stack answers at {url}: {error}") from None
+        raise KeyStoreNotFound(
+            f"no Shiplight local stack answers at {url}: {error} (start one with `shiplight serve`, "
+            "or give its URL: --local URL)"
+        ) from None
 
 
 def local_url(state_dir: Path) -> str:

@@ -3,14 +3,124 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
+import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from shared import clock
 from shared.errors import NotFound, PayloadError
 from shared.sources import SOURCES
+
+EXIT_USAGE = 2  # what argparse exits with: a file or flag value the command cannot use
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `… | head` when the reader left first
+
+
+class CliError(Exception):
+    """What the user gave (a file, a flag value) cannot be used: ``main`` prints the message as
+    one line, ``shiplight <command>: <message>``, and exits with ``EXIT_USAGE``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line naming the problem, like every other error of the command (the usage is in --help).
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number, 0-65535 (0 picks a free one)")
+    return port
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return number
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not 0 <= share <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
+    return share
+
+
+def _unreadable(flag: str, path: Path, error: OSError, missing_hint: str = "") -> CliError:
+    """``--flag PATH: No such file or directory``, as cat(1) would say it."""
+    hint = f" ({missing_hint})" if missing_hint and isinstance(error, FileNotFoundError) else ""
+    return CliError(f"{flag}{' ' if flag else ''}{path}: {error.strerror or error}{hint}")
+
+
+def _read_bytes(path: Path, flag: str = "") -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise _unreadable(flag, path, error) from None
+
+
+def _check_json_objects(path: Path, flag: str, missing_hint: str = "") -> None:
+    """Fail now, in one line, for a JSON-lines input whose lines are not all JSON objects (another
+    file given by mistake), before another module reads it."""
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip() and not isinstance(json.loads(line), dict):
+                    raise CliError(f"{flag} {path}: line {number} is not a JSON object")
+    except OSError as error:
+        raise _unreadable(flag, path, error, missing_hint) from None
+    except UnicodeDecodeError:
+        raise CliError(f"{flag} {path}: not UTF-8 text") from None
+    except ValueError as error:
+        raise CliError(f"{flag} {path}: line {number} is not JSON ({error})") from None
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """Fail now, before a long run, for an output file that could not be written at its end."""
+    folder = path.parent
+    if path.is_dir():
+        raise CliError(f"{flag} {path}: is a directory (give a file name)")
+    if not folder.is_dir():
+        why = "not a directory" if folder.exists() else "no such directory"
+        raise CliError(f"{flag} {path}: {folder}: {why}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CliError(f"{flag} {path}: {os.strerror(errno.EACCES)}")
+
+
+def _state_dir(path: Path) -> Path:
+    """The state directory, created if needed, known to be writable."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--state-dir {path}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unreadable("--state-dir", path, error) from None
+    if not os.access(path, os.W_OK):
+        raise CliError(f"--state-dir {path}: {os.strerror(errno.EACCES)}")
+    return path
 
 
 def _cmd_carriers(args: argparse.Namespace, out: TextIO) -> int:
@@ -34,7 +144,7 @@ def _cmd_normalize(args: argparse.Namespace, out: TextIO) -> int:
     except NotFound as error:
         sys.stderr.write(f"shiplight normalize: {error.detail}\n")
         return 2
-    body = sys.stdin.buffer.read() if str(args.file) == "-" else Path(args.file).read_bytes()
+    body = sys.stdin.buffer.read() if str(args.file) == "-" else _read_bytes(Path(args.file))
     try:
         result = adapter.normalize(body, received_at=clock.now())
     except PayloadError as error:
@@ -48,26 +158,40 @@ def _cmd_normalize(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+_SECRETS_SHAPE = '{"<source>": ["secret", ...]}'
+
+
 def _load_secrets(path: Path | None) -> dict[str, list[str]] | None:
     if path is None:
         return None
-    document = json.loads(path.read_text())
+    try:
+        document = json.loads(_read_bytes(path, "--secrets"))
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise CliError(f"--secrets {path}: not JSON ({error})") from None
     if not isinstance(document, dict):
-        raise SystemExit('--secrets must hold a JSON object {"<source>": ["secret", ...]}')
-    return {key: [value] if isinstance(value, str) else list(value) for key, value in document.items()}
+        raise CliError(f"--secrets {path}: must be a JSON object {_SECRETS_SHAPE}")
+    secrets: dict[str, list[str]] = {}
+    for source, value in document.items():
+        if source not in SOURCES:
+            raise CliError(f"--secrets {path}: unknown source {source!r} (see `shiplight carriers`)")
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise CliError(f"--secrets {path}: {source!r} must be a secret or a non-empty list of secrets")
+        secrets[source] = values
+    return secrets
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from infra.demo.run import _wait_for_interrupt
     from infra.local.runtime import LocalRuntime, RuntimeOptions
 
+    secrets = _load_secrets(args.secrets)
+    state_dir = _state_dir(args.state_dir)
     runtime = LocalRuntime(
-        RuntimeOptions(
-            port=args.port, secrets=_load_secrets(args.secrets), state_dir=args.state_dir, echo_logs=args.echo_logs
-        )
+        RuntimeOptions(port=args.port, secrets=secrets, state_dir=state_dir, echo_logs=args.echo_logs)
     )
-    runtime.start()
     try:
+        runtime.start()
         stack = runtime.require_stack()
         out.write(f"Shiplight local stack on {runtime.url} (moto at {runtime.endpoint})\n")
         for route in stack.template.http_routes():
@@ -135,7 +259,17 @@ def _cmd_api_key(args: argparse.Namespace, out: TextIO) -> int:
         return 1
 
 
+def _check_demo_files(args: argparse.Namespace) -> None:
+    """The files a demo writes at its end, checked before it starts."""
+    _state_dir(args.state_dir)
+    if args.summary_json is not None:
+        _check_writable(args.summary_json, "--summary-json")
+    if args.truth is not None:
+        _check_writable(args.truth, "--truth")
+
+
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    _check_demo_files(args)
     if args.bundled:
         from infra.demo.run import DemoOptions, run_demo
 
@@ -147,9 +281,6 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         )
     from infra.sim.demo import SimDemoOptions, run_simulated_demo
 
-    if args.shipments < 1 or args.days < 1 or not 0 <= args.bad_input <= 1:
-        sys.stderr.write("shiplight demo: --shipments and --days must be at least 1, --bad-input in [0, 1]\n")
-        return 2
     return run_simulated_demo(
         SimDemoOptions(
             shipments=args.shipments,
@@ -171,30 +302,36 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from infra.sim.demo import run_evaluate
 
     stored = args.stored or args.state_dir / "stored.jsonl"
+    written_by_demo = "`shiplight demo --truth FILE --state-dir DIR` writes both"
+    _check_json_objects(args.truth, "--truth", written_by_demo)
+    if args.stored:
+        _check_json_objects(stored, "--stored", written_by_demo)
+    else:
+        _check_json_objects(stored, "--stored", f"the default, from --state-dir; {written_by_demo}")
     return run_evaluate(args.truth, stored, as_json=args.json, out=out)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shiplight", description="Shiplight: real-time shipment visibility.")
+    parser = _Parser(prog="shiplight", description="Shiplight: real-time shipment visibility.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the embedded local stack (moto + the template's routes)")
-    serve.add_argument("--port", type=int, help="default 3000, or any free port if 3000 is taken")
+    serve.add_argument("--port", type=_port, help="default 3000, or any free port if 3000 is taken")
     serve.add_argument("--secrets", type=Path, help='JSON file {"<source>": ["secret", ...]}')
     serve.add_argument("--state-dir", type=Path, default=Path(".shiplight"))
     serve.add_argument("--echo-logs", action="store_true", help="also print the functions' logs to stderr")
     serve.set_defaults(run=_cmd_serve)
 
     demo = commands.add_parser("demo", help="simulated carriers send webhooks and answer polls through the local stack")
-    demo.add_argument("--port", type=int, help="default 3000, or any free port if 3000 is taken")
+    demo.add_argument("--port", type=_port, help="default 3000, or any free port if 3000 is taken")
     demo.add_argument("--no-serve", action="store_true", help="exit after the summary")
-    demo.add_argument("--shipments", type=int, default=60, help="simulated shipments (default 60)")
-    demo.add_argument("--days", type=int, default=10, help="simulated days (default 10)")
-    demo.add_argument("--seed", type=int, default=7, help="the same seed gives the same world")
+    demo.add_argument("--shipments", type=_at_least_one, default=60, help="simulated shipments (default 60)")
+    demo.add_argument("--days", type=_at_least_one, default=10, help="simulated days (default 10)")
+    demo.add_argument("--seed", type=_integer, default=7, help="the same seed gives the same world")
     demo.add_argument("--summary-json", type=Path, help="write the summary as JSON")
     demo.add_argument("--truth", type=Path, help="write the ground truth here as JSON lines")
     demo.add_argument(
-        "--bad-input", type=float, default=0.03, help="share of shipments that also get a forged or malformed webhook"
+        "--bad-input", type=_share, default=0.03, help="share of shipments that also get a forged or malformed webhook"
     )
     demo.add_argument("--bundled", action="store_true", help="replay the small bundled story instead")
     demo.add_argument(
@@ -241,9 +378,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str) -> None:
+    if sys.stderr is None:  # started with stderr closed: the exit code is all that is left
+        return
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:  # stderr is closed too: the exit code is all that is left
+        pass
+
+
+def _stdout_to_devnull() -> None:
+    """After a closed pipe: what is still buffered, and the interpreter's flush at exit, go nowhere
+    instead of failing again (Python's documented way, see the signal module's notes on SIGPIPE)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A problem with what was given (a file, a flag value, a port, a closed
+    pipe) is one line on stderr, ``shiplight <command>: …``, and a non-zero exit, never a traceback."""
     args = build_parser().parse_args(argv)
-    code: int = args.run(args, sys.stdout)
+    command = " ".join(["shiplight", args.command, *([args.action] if getattr(args, "action", None) else [])])
+    if sys.stdout is None:  # started with its standard output closed (`shiplight carriers >&-`)
+        _say(f"{command}: standard output is closed")
+        return 1
+    try:
+        code: int = args.run(args, sys.stdout)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, not in the interpreter's exit
+    except CliError as error:
+        _say(f"{command}: {error}")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        _say(f"{command}: output closed early (broken pipe); the rest was not written")
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        _say(f"{command}: interrupted")
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        port = getattr(args, "port", None)
+        if port is not None and error.filename is None and error.errno in (errno.EADDRINUSE, errno.EACCES):
+            _say(f"{command}: --port {port}: cannot listen there: {error.strerror} (--port 0 picks a free one)")
+            return EXIT_USAGE
+        if error.filename is None:
+            raise
+        # a file or directory given, or made from what was given (disk full, a folder made read-only…)
+        _say(f"{command}: {error.filename}: {error.strerror or error}")
+        return 1
     return code
 
 

@@ -71,6 +71,7 @@ def test_demo_serves_tracking_json_until_interrupted(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
+    assert process.stderr is not None
     url = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -140,3 +141,41 @@ def test_carriers_lists_every_source_with_its_ingest_mode_and_scheme() -> None:
     assert "base64" in lines["fedex"]
     assert "(polled)" in lines["usps"]
     assert "shiplight-signature" in lines["generic"]
+
+
+def test_serve_gives_its_own_address_as_the_api_url_and_keeps_the_terminal_free_of_metrics_warnings(
+    tmp_path: Path,
+) -> None:
+    # Given `shiplight serve` on a free port
+    process = subprocess.Popen(
+        [*SHIPLIGHT, "serve", "--port", "0", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("Shiplight local stack on http://127.0.0.1:"), banner
+        url = banner.split(" on ", 1)[1].split()[0]
+        while "Ctrl-C to stop" not in process.stdout.readline():
+            assert process.poll() is None
+        # When a developer reads the stack's outputs, and the merchant API answers a request that
+        # publishes no metric (a key it does not know)
+        status, stack = http("GET", f"{url}/_local/stack")
+        assert status == 200
+        status, _ = http("GET", f"{url}/v1/exceptions", headers={"authorization": "Bearer sk_live_unknown"})
+        assert status == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    # Then the outputs name the local gateway, as a deployed stack's name API Gateway
+    assert stack["outputs"]["ApiUrl"] == url
+    assert stack["outputs"]["WebhookUrl"] == f"{url}/webhooks/{{carrier}}"
+    assert stack["outputs"]["ShipmentsUrl"] == f"{url}/v1/shipments"
+    # And serve's terminal shows no Powertools warning about empty metrics
+    assert process.returncode == 0
+    assert "No application metrics to publish" not in stderr
+    assert "Traceback" not in stderr
