@@ -69,9 +69,12 @@ def _share(text: str) -> float:
 
 
 def _unreadable(flag: str, path: Path, error: OSError, missing_hint: str = "") -> CliError:
-    """``--flag PATH: No such file or directory``, as cat(1) would say it."""
-    hint = f" ({missing_hint})" if missing_hint and isinstance(error, FileNotFoundError) else ""
-    return CliError(f"{flag}{' ' if flag else ''}{path}: {error.strerror or error}{hint}")
+    """``--flag PATH does not exist``, or ``--flag PATH: <the system's reason>`` (``Is a directory``,
+    ``Permission denied``), as cat(1) would say it."""
+    where = f"{flag}{' ' if flag else ''}{path}"
+    if isinstance(error, FileNotFoundError):
+        return CliError(f"{where} does not exist" + (f" ({missing_hint})" if missing_hint else ""))
+    return CliError(f"{where}: {error.strerror or error}")
 
 
 def _read_bytes(path: Path, flag: str = "") -> bytes:

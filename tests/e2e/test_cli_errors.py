@@ -68,7 +68,7 @@ def test_a_missing_input_file_is_named_in_one_line(
     # When a command is asked to read it
     done = run(*(a.format(missing=missing, truth=evaluation_files[0]) for a in args))
     # Then it stops at once, naming the flag and the path, and says the file is not there
-    line = one_line_error(done, flag, str(missing), "No such file or directory")
+    line = one_line_error(done, flag, str(missing), "does not exist")
     assert line.startswith(f"shiplight {args[0]}: ")
 
 
