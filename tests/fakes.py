@@ -13,7 +13,7 @@ from datetime import datetime
 
 from shared.clock import isoformat_z
 from shared.dal.incidents import Expect, incident_sk
-from shared.dal.items import event_sk
+from shared.dal.items import event_sk, registration_item, shipment_from_item, shipment_item
 from shared.dal.orders import OrderPage
 from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Commit, DueShipment
 from shared.errors import Conflict
@@ -25,10 +25,23 @@ from shared.logic.shipments.ports import Publisher, ShipmentStore
 from shared.models.apikeys import ApiKeyRecord
 from shared.models.canonical import sortable_text
 from shared.models.incidents import Incident
-from shared.models.shipment import OutboxEntry, Partition, QuarantineRecord, Shipment, StoredEvent, TrackingKey
+from shared.models.shipment import (
+    OutboxEntry,
+    Partition,
+    QuarantineRecord,
+    Shipment,
+    StoredEvent,
+    TrackingKey,
+    last_scan_of,
+)
 
 
 class InMemoryShipmentStore:
+    """The shipments table in memory. ``shipments`` holds each record with its registration as
+    the table keeps them (``shared.dal.items``: no last scan; a registration item written only
+    when the commit writes it); ``load`` adds the last scan from the timeline, as
+    ``DynamoShipmentStore`` does."""
+
     def __init__(self) -> None:
         self.shipments: dict[str, Shipment] = {}
         self.events: dict[str, dict[str, StoredEvent]] = {}  # shipment → sort key → event, as in DynamoDB
@@ -47,9 +60,10 @@ class InMemoryShipmentStore:
         shipment = self.shipments.get(shipment_id)
         if shipment is None:
             return None
+        events = list(self.events.get(shipment_id, {}).values())
         return Partition(
-            shipment=shipment,
-            events=list(self.events.get(shipment_id, {}).values()),
+            shipment=shipment.model_copy(update={"last_scan": last_scan_of(events)}),
+            events=events,
             outbox=sorted(self.outbox.get(shipment_id, {}).values(), key=lambda e: e.sequence),
             incidents=[self.incidents[shipment_id][sk] for sk in sorted(self.incidents.get(shipment_id, {}))],
         )
@@ -93,7 +107,8 @@ class InMemoryShipmentStore:
             if write.expect is Expect.OPEN_UNESCALATED and held is not None and held.escalated_at is not None:
                 raise Conflict("exception already escalated")
         self.commits += 1
-        self.shipments[shipment.shipment_id] = shipment
+        registered = commit.registrations
+        self._store(shipment, shipment in registered)
         for write in commit.incidents:
             exception = write.exception
             self.incidents.setdefault(exception.shipment_id, {})[incident_sk(exception.type, exception.episode)] = (
@@ -102,7 +117,7 @@ class InMemoryShipmentStore:
         for key in commit.claim_keys:
             self.tracking[key] = shipment.shipment_id
         for absorbed in commit.absorb:
-            self.shipments[absorbed.shipment.shipment_id] = absorbed.shipment
+            self._store(absorbed.shipment, absorbed.shipment in registered)
             for key in absorbed.repoint:
                 self.tracking[key] = shipment.shipment_id
         for s in commit.events:
@@ -112,6 +127,13 @@ class InMemoryShipmentStore:
             stored[event_sk(reread.better.event)] = reread.better
         for entry in commit.outbox:
             self.outbox.setdefault(shipment.shipment_id, {})[entry.sequence] = entry
+
+    def _store(self, shipment: Shipment, registration_written: bool) -> None:
+        """The record as its item keeps it, with the registration its registration item holds:
+        this commit's if it writes one, else the one stored before."""
+        holder = shipment if registration_written else self.shipments.get(shipment.shipment_id)
+        registration = registration_item(holder) if holder is not None and holder.registered_at else None
+        self.shipments[shipment.shipment_id] = shipment_from_item(shipment_item(shipment), registration=registration)
 
     def delete_outbox(self, entries: Sequence[OutboxEntry]) -> None:
         for entry in entries:

@@ -6,6 +6,7 @@ One table, one partition per shipment (``pk = SHP#<id>``), read in one Query:
 item                        sk                              notes
 ==========================  ==============================  ===============================
 shipment record             ``META``                        derived state + ``version``
+registration                ``REG``                         the merchant's data, private
 timeline event              ``EVT#<instant>#<event_id>``    sorted by instant; id = dedup
 outbox entry                ``OUT#<sequence>``              deleted once on the bus
 exception                   ``EXC#<type>#<episode>``        ``shared.dal.incidents``
@@ -27,14 +28,24 @@ reads), plus a shard of the shipment id.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.clock import isoformat_z
 from shared.models.canonical import CanonicalEvent, sortable_text
-from shared.models.shipment import OutboxEntry, QuarantineRecord, Shipment, StoredEvent, TrackingKey
+from shared.models.shipment import (
+    REGISTRATION_FIELDS,
+    OutboxEntry,
+    QuarantineRecord,
+    Shipment,
+    StoredEvent,
+    TrackingKey,
+    last_scan_of,
+)
 
 META = "META"
+REGISTRATION = "REG"
 EVENT_PREFIX = "EVT#"
 OUTBOX_PREFIX = "OUT#"
 
@@ -92,18 +103,56 @@ def event_from_item(item: dict[str, Any]) -> StoredEvent:
     return StoredEvent(event=event, source=item.get("source", "unknown"))
 
 
+# The record is rewritten by every change and every poll: kept at 1 KB or less, it costs one write
+# unit (two in a transaction) instead of two (four). So it leaves out what the partition already
+# holds — the last scan is the timeline's last event — and the registration, which changes only
+# when the merchant registers: that lives in its own item beside the record (``REG``), written
+# only when it changes. ``order_id`` stays on the record: it keys ``ByOrder``.
+REGISTRATION_APART = tuple(name for name in REGISTRATION_FIELDS if name != "order_id")
+_NOT_ON_RECORD: set[str] = {"last_scan", *REGISTRATION_APART}
+
+
 def shipment_item(shipment: Shipment) -> dict[str, Any]:
-    """The record, without empty attributes: the poll and due-index keys must be absent
-    (not null) for a shipment to leave a sparse index."""
-    fields = {name: value for name, value in shipment.model_dump(mode="json").items() if value is not None}
+    """The record, without what it does not store (``_NOT_ON_RECORD``) and without empty
+    attributes: the poll and due-index keys must be absent (not null) for a shipment to leave
+    a sparse index; an empty list is the model's default."""
+    fields = {
+        name: value
+        for name, value in shipment.model_dump(mode="json", exclude=_NOT_ON_RECORD).items()
+        if value is not None and value != []
+    }
     item = {"pk": shipment_pk(shipment.shipment_id), "sk": META, "entity": "shipment", **fields}
     if shipment.timer_due_at is not None:
         item["timer_bucket"] = timer_bucket(shipment.shipment_id, shipment.timer_due_at, shipment.updated_at)
     return item
 
 
-def shipment_from_item(item: dict[str, Any]) -> Shipment:
-    return Shipment.model_validate({name: item.get(name) for name in Shipment.model_fields if name in item})
+def registration_item(shipment: Shipment) -> dict[str, Any]:
+    """The registration of a registered shipment, as its own item (private: no index key)."""
+    fields = shipment.model_dump(mode="json", include=set(REGISTRATION_APART))
+    return {
+        "pk": shipment_pk(shipment.shipment_id),
+        "sk": REGISTRATION,
+        "entity": "registration",
+        **{name: value for name, value in fields.items() if value is not None},
+    }
+
+
+def shipment_from_item(
+    item: dict[str, Any],
+    events: Sequence[StoredEvent] | None = None,
+    registration: dict[str, Any] | None = None,
+) -> Shipment:
+    """The record, with its ``registration`` item and what its partition's ``events`` derive
+    (``last_scan``). Records written before these moved off the record still carry them, and
+    keep them until their next write (``registration_apart`` tells the store to move them)."""
+    fields = {name: item[name] for name in Shipment.model_fields if name in item}
+    if registration is not None:
+        fields |= {name: registration[name] for name in REGISTRATION_APART if name in registration}
+        fields["registration_apart"] = True
+    if events is not None:
+        fields["last_scan"] = last_scan_of(events)
+    return Shipment.model_validate(fields)
 
 
 def tracking_item(key: TrackingKey, shipment_id: str, created_at: datetime) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from shared.dal.items import (
     EVENT_PREFIX,
     META,
     OUTBOX_PREFIX,
+    REGISTRATION,
     event_from_item,
     event_item,
     event_sk,
@@ -32,6 +33,7 @@ from shared.dal.items import (
     outbox_item,
     outbox_sk,
     quarantine_item,
+    registration_item,
     shipment_from_item,
     shipment_item,
     shipment_pk,
@@ -114,6 +116,18 @@ class Commit:
     absorb: list[Absorbed] = field(default_factory=list)
     replace_events: list[Reread] = field(default_factory=list)  # better readings of stored scans
     incidents: list[IncidentWrite] = field(default_factory=list)  # of this or an absorbed shipment
+    # False when the decision kept the registration as loaded: its item is then left alone.
+    registration_changed: bool = True
+
+    @property
+    def registrations(self) -> list[Shipment]:
+        """The shipments whose registration item this commit writes: this one's when it changed,
+        and any still on a record written before the registration moved to its own item."""
+        main = self.shipment
+        moved = [a.shipment for a in self.absorb if a.shipment.registered_at and not a.shipment.registration_apart]
+        if main.registered_at and (self.registration_changed or not main.registration_apart):
+            return [main, *moved]
+        return moved
 
     @property
     def size(self) -> int:
@@ -121,7 +135,8 @@ class Commit:
         absorbed = sum(1 + len(a.repoint) for a in self.absorb)
         rereads = sum(r.size for r in self.replace_events)
         exceptions = sum(w.size for w in self.incidents)
-        return 1 + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + rereads + exceptions
+        records = 1 + len(self.registrations)
+        return records + len(self.events) + len(self.outbox) + len(self.claim_keys) + absorbed + rereads + exceptions
 
 
 def _until_processed(
@@ -173,9 +188,11 @@ class DynamoShipmentStore:
         meta = next((item for item in items if item["sk"] == META), None)
         if meta is None:
             return None
+        registration = next((item for item in items if item["sk"] == REGISTRATION), None)
+        events = [event_from_item(item) for item in items if item["sk"].startswith(EVENT_PREFIX)]
         return Partition(
-            shipment=shipment_from_item(meta),
-            events=[event_from_item(item) for item in items if item["sk"].startswith(EVENT_PREFIX)],
+            shipment=shipment_from_item(meta, events, registration),
+            events=events,
             outbox=[outbox_from_item(item) for item in items if item["sk"].startswith(OUTBOX_PREFIX)],
             incidents=[incident_from_item(item) for item in items if item["sk"].startswith(EXCEPTION_PREFIX)],
         )
@@ -282,6 +299,9 @@ class DynamoShipmentStore:
                     values={":v": commit.expected_version},
                 )
             )
+        # Unconditional: a registration item is written with its record, under the record's condition.
+        for registered in commit.registrations:
+            actions.append({"Put": {"TableName": self.table, "Item": encode_item(registration_item(registered))}})
         for key in commit.claim_keys:
             actions.append(
                 self._put(tracking_item(key, shipment.shipment_id, shipment.updated_at), "attribute_not_exists(pk)")

@@ -5,7 +5,8 @@ The index is sparse, sharded and keys-only: a shipment record carries ``timer_bu
 open exception while its SLA can still pass (``shared.dal.items`` computes the keys). A
 checker run reads the cursor item (``pk = TIMERS``, the oldest hour that may still hold a
 timer; a warm container remembers it), Queries each shard of each hour from there to now with
-``timer_due_at <= now``, and reads each candidate once with a strongly consistent ``GetItem``.
+``timer_due_at <= now``, and reads each candidate once, strongly consistent: an exception with a
+``GetItem``, a shipment with its partition (one Query: the record does not store its last scan).
 Nothing here Scans.
 """
 
@@ -21,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.dal.aws import aws_call, client, query_pages, translate
 from shared.dal.codec import decode_item, encode
 from shared.dal.incidents import incident_from_item
-from shared.dal.items import META, OUTBOX_PREFIX, outbox_from_item, shipment_from_item, shipment_pk, timer_bucket
+from shared.dal.items import META, OUTBOX_PREFIX, outbox_from_item, shipment_pk, timer_bucket
 from shared.dal.shipments import DynamoShipmentStore
 from shared.models.canonical import sortable_text
 from shared.models.incidents import Incident
@@ -104,17 +105,10 @@ class DynamoTimerIndex(DynamoShipmentStore):
             yield Timer(item["pk"].removeprefix("SHP#"), item["sk"], item["timer_due_at"])
 
     def read_shipment(self, shipment_id: str) -> Shipment | None:
-        with aws_call("read a shipment record"):
-            item = (
-                client("dynamodb")
-                .get_item(
-                    TableName=self.table,
-                    Key={"pk": encode(shipment_pk(shipment_id)), "sk": encode(META)},
-                    ConsistentRead=True,
-                )
-                .get("Item")
-            )
-        return shipment_from_item(decode_item(item)) if item else None
+        """The record with what is derived from its timeline (the last scan a raised exception
+        carries): the partition, in one strongly consistent Query."""
+        partition = self.load(shipment_id)
+        return partition.shipment if partition is not None else None
 
     def read_exception(self, shipment_id: str, sk: str) -> Incident | None:
         with aws_call("read an exception"):

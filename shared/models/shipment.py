@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared import ids
 from shared.models.canonical import CanonicalEvent, IncidentType, Milestone, SortableInstant, UtcInstant
@@ -95,9 +96,10 @@ class Shipment(BaseModel):
     locale: str | None = None  # BCP 47
     time_zone: str | None = None  # IANA, the customer's
     # Exceptions (shared.logic.incidents.playbooks, shared.logic.incidents.silence): the types open now, the last
-    # scan, the silence rule running (its anchor: the scan or label it counts from; its
-    # deadline in business time, grace included), and the checker's timer — the ByTimer
-    # index keys, present only while the checker must look at this shipment.
+    # scan (derived from the timeline, not stored: ``last_scan_of``), the silence rule running
+    # (its anchor: the scan or label it counts from; its deadline in business time, grace
+    # included), and the checker's timer — the ByTimer index keys, present only while the
+    # checker must look at this shipment.
     open_exceptions: list[str] = []
     last_scan: ScanSummary | None = None
     silence_type: IncidentType | None = None
@@ -105,6 +107,10 @@ class Shipment(BaseModel):
     silence_due_at: UtcInstant | None = None
     timer_due_at: SortableInstant | None = None
     outbox_pending_since: UtcInstant | None = None  # written beside the processor; the checker drains it
+    # Persistence, never stored or dumped: whether the registration was read from its own item
+    # (shared.dal.items). A record written before the registration moved there still holds it,
+    # and the store moves it on the record's next write.
+    registration_apart: bool = Field(default=False, exclude=True)
 
     @property
     def key(self) -> TrackingKey:
@@ -127,6 +133,13 @@ class Shipment(BaseModel):
     def keys(self) -> list[TrackingKey]:
         found = [parse_key(text) for text in self.tracking_keys] or [self.key]
         return found if self.key in found else [self.key, *found]
+
+
+def last_scan_of(events: Iterable[StoredEvent]) -> ScanSummary | None:
+    """The last scan of a timeline, in scan order (``CanonicalEvent.sort_key``): what the
+    record's ``last_scan`` says. Not stored on the record; derived from the partition."""
+    last = max((stored.event for stored in events), key=lambda event: event.sort_key, default=None)
+    return ScanSummary.of(last) if last is not None else None
 
 
 def parse_key(text: str) -> TrackingKey:

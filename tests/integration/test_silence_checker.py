@@ -351,3 +351,22 @@ def test_a_warm_checker_remembers_its_cursor_and_still_finds_a_late_timer(
     Checker(index=DynamoTimerIndex(table, remembered), publisher=publisher, now=deadline + TICK).run()
     (stalled,) = partition(deployed).incidents
     assert stalled.type is IncidentType.STALLED
+
+
+def test_an_escalated_exception_shows_the_parcels_last_scan(deployed: Deployed, frozen: clock.FrozenClock) -> None:
+    # Given an address problem reported by the carrier, and a later scan that leaves it open
+    frozen.set(MONDAY)
+    send(deployed, ("picked_up", MONDAY - timedelta(hours=5)), ("out_for_delivery", MONDAY - timedelta(hours=1)))
+    frozen.advance(timedelta(hours=2))
+    send(deployed, ("note", MONDAY + timedelta(hours=1)), exception="address_issue")
+    frozen.advance(timedelta(hours=1))
+    send(deployed, ("note", MONDAY + timedelta(hours=2)))
+    (issue,) = partition(deployed).incidents
+    # When its SLA passes and the checker escalates it
+    tick_until(deployed, frozen, issue.sla_due_at + timedelta(minutes=30))
+    # Then the escalated exception shows the parcel's last scan, as the shipment does
+    shipment = partition(deployed).shipment
+    (escalated,) = partition(deployed).incidents
+    assert escalated.escalated_at is not None and escalated.is_open
+    assert shipment.last_scan is not None and shipment.last_scan.occurred_at == MONDAY + timedelta(hours=2)
+    assert escalated.last_scan == shipment.last_scan

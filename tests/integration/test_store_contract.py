@@ -16,6 +16,7 @@ from shared.errors import Conflict
 from shared.logic.ingest.process import ShipmentStore
 from shared.logic.polling.poller import DueIndex
 from shared.models.canonical import Milestone
+from shared.models.parties import Address, CustomerContact
 from shared.models.shipment import OutboxEntry, Shipment, StoredEvent, TrackingKey
 from tests.builders import T0, scan
 from tests.fakes import InMemoryShipmentStore
@@ -193,3 +194,35 @@ def test_the_due_index_lists_only_what_is_due_and_rearming_is_conditional(store:
     assert list(index.due_for_poll("POLL#3", T0 + timedelta(days=9))) == []
     partition = store.load("shp_contract")
     assert partition is not None and partition.shipment.version == 3  # each re-arm moved the version
+
+
+def test_the_last_scan_is_read_from_the_timeline(store: ShipmentStore) -> None:
+    # Given a shipment whose scans were stored in two changes, the later scan first
+    delivered, picked_up = scan(Milestone.DELIVERED, 48), scan(Milestone.PICKED_UP, 1)
+    store.commit(Commit(shipment(1), None, [StoredEvent(delivered, "ups")], [], [KEY]))
+    store.commit(Commit(shipment(2), 1, [StoredEvent(picked_up, "generic")], []))
+    # When it is loaded
+    partition = store.load("shp_contract")
+    # Then its last scan is the last one in scan order, whatever the record was written with
+    assert partition is not None and partition.shipment.last_scan is not None
+    assert partition.shipment.last_scan.event_id == delivered.event_id
+    assert partition.shipment.last_scan.occurred_at == delivered.occurred_at
+
+
+def test_a_registration_is_written_when_it_changes_and_kept_when_a_change_leaves_it(store: ShipmentStore) -> None:
+    # Given a registered shipment
+    ann = CustomerContact(name="Ann Lee", email="ann@example.com")
+    registered = {"registered_at": T0, "order_id": "ORD-1", "destination": Address(country="US"), "customer": ann}
+    store.commit(Commit(shipment(1, **registered), None, [], [], [KEY]))
+    # When a change that keeps the registration is written, then one that replaces it
+    moved = shipment(2, status=Milestone.PICKED_UP, **registered)
+    store.commit(Commit(moved, 1, [StoredEvent(scan(Milestone.PICKED_UP, 1), "ups")], registration_changed=False))
+    kept = store.load("shp_contract")
+    bob = CustomerContact(name="Bob Lee")
+    store.commit(Commit(moved.model_copy(update={"version": 3, "customer": bob}), 2, registration_changed=True))
+    replaced = store.load("shp_contract")
+    # Then the first keeps the registration as stored, and the second stores the new one
+    assert kept is not None and kept.shipment.status is Milestone.PICKED_UP
+    assert (kept.shipment.order_id, kept.shipment.customer, kept.shipment.registered_at) == ("ORD-1", ann, T0)
+    assert replaced is not None and replaced.shipment.customer == bob
+    assert replaced.shipment.destination == Address(country="US")

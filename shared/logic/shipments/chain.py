@@ -39,7 +39,7 @@ from shared.logic.shipments.timeline import Transition, Walk, news, walk
 from shared.models.canonical import CanonicalEvent, Milestone
 from shared.models.detail import detail_header, detail_state
 from shared.models.incidents import Incident, ScanSummary
-from shared.models.shipment import OutboxEntry, Shipment, StoredEvent, TrackingKey
+from shared.models.shipment import REGISTRATION_FIELDS, OutboxEntry, Shipment, StoredEvent, TrackingKey
 
 MILESTONE_REACHED = "Shipment Milestone Reached"
 # A writer other than the processor publishes its own news; if that fails (or it crashes),
@@ -309,6 +309,8 @@ def finish(
         absorb=list(absorb),
         replace_events=list(replace_events),
         incidents=[*draft.writes.values(), *more_incident_writes],
+        registration_changed=loaded is None
+        or any(getattr(loaded, name) != getattr(record, name) for name in REGISTRATION_FIELDS),
     )
 
 

@@ -1,7 +1,7 @@
 """The silence checker (every 5 minutes): timers due in the ``ByTimer`` index.
 
 A run Queries the index buckets from its cursor (the oldest hour that may still hold a timer)
-up to now — never a Scan — and for each timer reads the record (or exception) once, strongly
+up to now — never a Scan — and for each timer reads the shipment (or exception) once, strongly
 consistent, then either raises the silence exception (``shared.logic.incidents.silence`` computed its
 deadline), escalates an exception whose SLA passed, drains an outbox left by a failed
 publication, or re-arms the timer at the real deadline. Raising and escalating are decisions
@@ -124,7 +124,10 @@ def raise_silence(shipment: Shipment | None, now: datetime, rules: Playbooks) ->
 
 
 def escalate(loaded: tuple[Incident | None, Shipment | None], now: datetime, rules: Playbooks) -> Decision[_Checked]:
-    """The decision over a due SLA timer: escalate the open incident to its playbook's owner."""
+    """The decision over a due SLA timer: escalate the open incident to its playbook's owner.
+
+    The incident keeps its own last scan: every decision that changes the timeline refreshes
+    the open incidents' (``refreshed``), so it is the shipment's."""
     incident, shipment = loaded
     if (
         incident is None
@@ -141,7 +144,6 @@ def escalate(loaded: tuple[Incident | None, Shipment | None], now: datetime, rul
             "updated_at": now,
             "owner": book.escalate_to,
             "escalated_from": incident.owner if book.escalate_to != incident.owner else None,
-            "last_scan": shipment.last_scan,
         }
     )
     draft = Draft(loaded=shipment, record=shipment, now=now, watch_outbox=True)
