@@ -1,7 +1,9 @@
 """Typed settings read from the environment at invocation time, never at import.
 
-Standard-library dataclasses rather than pydantic so the webhook receiver can use them
-without paying pydantic's import cost (docs/architecture.md). A required setting that is missing
+Standard-library named tuples rather than pydantic so the webhook receiver can use them
+without paying pydantic's import cost (docs/architecture.md); named tuples rather than frozen
+dataclasses because every function imports this module and a frozen dataclass costs several
+times more to define (immutable all the same). A required setting that is missing
 or malformed raises :class:`SettingsError` naming it on first use; there are no silent
 defaults for required values. The cache is keyed by the environment values themselves,
 so tests and the local runtime (which switches environments between in-process
@@ -10,11 +12,10 @@ invocations) never see stale settings.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Hashable
 from functools import lru_cache
-from typing import Any, TypeVar, cast, get_type_hints
+from typing import Any, NamedTuple, TypeVar, cast, get_type_hints
 
 T = TypeVar("T")
 
@@ -23,8 +24,7 @@ class SettingsError(RuntimeError):
     pass
 
 
-@dataclasses.dataclass(frozen=True)
-class IngressSettings:
+class IngressSettings(NamedTuple):
     """webhook_receiver (and carrier_poller, which enqueues the same way)."""
 
     ingest_queue_url: str
@@ -34,8 +34,7 @@ class IngressSettings:
     secrets_cache_seconds: int = 300
 
 
-@dataclasses.dataclass(frozen=True)
-class ProcessorSettings:
+class ProcessorSettings(NamedTuple):
     """event_processor."""
 
     shipments_table: str
@@ -44,8 +43,7 @@ class ProcessorSettings:
     poll_sources: str = ""  # comma list of sources the poller may call (POLL_SOURCES)
 
 
-@dataclasses.dataclass(frozen=True)
-class PollerSettings:
+class PollerSettings(NamedTuple):
     """carrier_poller."""
 
     shipments_table: str
@@ -56,23 +54,20 @@ class PollerSettings:
     carrier_rate_limits: str = ""  # JSON {"<source>": [requests per second, burst]}
 
 
-@dataclasses.dataclass(frozen=True)
-class SilenceCheckerSettings:
+class SilenceCheckerSettings(NamedTuple):
     """silence_checker."""
 
     shipments_table: str
     event_bus_name: str
 
 
-@dataclasses.dataclass(frozen=True)
-class PublicApiSettings:
+class PublicApiSettings(NamedTuple):
     """public_api: reads only the public token index."""
 
     shipments_table: str
 
 
-@dataclasses.dataclass(frozen=True)
-class MerchantApiSettings:
+class MerchantApiSettings(NamedTuple):
     """merchant_api: registration, shipment views (and the routes others add)."""
 
     shipments_table: str
@@ -83,8 +78,7 @@ class MerchantApiSettings:
     public_base_url: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class AuthorizerSettings:
+class AuthorizerSettings(NamedTuple):
     """authorizer: reads the ApiKeys table only."""
 
     api_keys_table: str
@@ -92,8 +86,8 @@ class AuthorizerSettings:
 
 def load(settings_type: type[T]) -> T:
     """Build ``settings_type`` from environment variables named after its fields, upper-cased."""
-    fields = dataclasses.fields(settings_type)  # type: ignore[arg-type]
-    snapshot = tuple(os.environ.get(field.name.upper()) for field in fields)
+    fields: tuple[str, ...] = getattr(settings_type, "_fields")  # noqa: B009 - a NamedTuple's fields
+    snapshot = tuple(os.environ.get(name.upper()) for name in fields)
     settings: T = _load_cached(cast(Hashable, settings_type), snapshot)
     return settings
 
@@ -101,18 +95,19 @@ def load(settings_type: type[T]) -> T:
 @lru_cache(maxsize=32)
 def _load_cached(settings_type: Any, snapshot: tuple[str | None, ...]) -> Any:
     hints = get_type_hints(settings_type)
+    defaults: dict[str, Any] = settings_type._field_defaults
     values: dict[str, Any] = {}
-    for field, raw in zip(dataclasses.fields(settings_type), snapshot, strict=True):
-        name = field.name.upper()
+    for field, raw in zip(settings_type._fields, snapshot, strict=True):
+        name = field.upper()
         if raw is None or raw == "":
-            if field.default is dataclasses.MISSING:
+            if field not in defaults:
                 raise SettingsError(f"environment variable {name} is required")
             continue
-        if hints[field.name] is int:
+        if hints[field] is int:
             try:
-                values[field.name] = int(raw)
+                values[field] = int(raw)
             except ValueError:
                 raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from None
         else:
-            values[field.name] = raw
+            values[field] = raw
     return settings_type(**values)
