@@ -425,10 +425,10 @@ def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, floa
     from shared.dal.aws import client, reset_clients
     from shared.dal.bus import EventBridgePublisher
     from shared.dal.codec import encode_item
-    from shared.dal.items import bucket_hour, shipment_item, timer_bucket
+    from shared.dal.items import bucket_hour, event_item, shipment_item, timer_bucket
     from shared.dal.timers import DynamoTimerIndex
     from shared.logic.timers.checker import CURSOR_LAG, check_timers
-    from shared.models.canonical import IncidentType, Milestone, sortable_text
+    from shared.models.canonical import CanonicalEvent, IncidentType, Location, Milestone, TimeSource, sortable_text
     from shared.models.shipment import Shipment
 
     os.environ.update(
@@ -494,6 +494,21 @@ def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, floa
                 timer_due_at=now,
             )
             put = _seeder(table, encode_item(shipment_item(template)))
+            scan = CanonicalEvent(
+                event_id="0" * 32,
+                carrier="ups",
+                tracking_number="1ZBENCH",
+                milestone=Milestone.IN_TRANSIT,
+                exception=None,
+                occurred_at=now - timedelta(days=2),
+                occurred_at_local=None,
+                time_source=TimeSource.CARRIER_OFFSET,
+                location=Location(city="LOUISVILLE", region="KY", postal_code=None, country="US"),
+                description="Departed from Facility",
+                raw_code="DP",
+                received_at=now - timedelta(days=2),
+            )
+            put_event = _seeder(table, encode_item(event_item(scan, shipment=template, source="ups")))
             for i in range(active):
                 due = i < due_count
                 deadline = (
@@ -518,6 +533,12 @@ def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, floa
                         }
                     )
                 )
+                if due:  # its timeline's newest scan, which a raised silence shows (an eventually consistent read)
+                    put_event(
+                        encode_item(
+                            {"pk": f"SHP#{shipment_id}", "tracking_number": number, "public_token": f"t{i:023d}"}
+                        )
+                    )
             seeded = time.perf_counter() - started
             index = DynamoTimerIndex(table_name)
             index.advance_cursor(bucket_hour(now - timedelta(minutes=5) - CURSOR_LAG))

@@ -5,8 +5,9 @@ The index is sparse, sharded and keys-only: a shipment record carries ``timer_bu
 open exception while its SLA can still pass (``shared.dal.items`` computes the keys). A
 checker run reads the cursor item (``pk = TIMERS``, the oldest hour that may still hold a
 timer; a warm container remembers it), Queries each shard of each hour from there to now with
-``timer_due_at <= now``, and reads each candidate once, strongly consistent: an exception with a
-``GetItem``, a shipment with its partition (one Query: the record does not store its last scan).
+``timer_due_at <= now``, and reads each candidate once with a strongly consistent ``GetItem``
+(a silence about to be raised also reads the timeline's newest event: the record does not store
+its last scan).
 Nothing here Scans.
 """
 
@@ -22,9 +23,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.dal.aws import aws_call, client, query_pages, translate
 from shared.dal.codec import decode_item, encode
 from shared.dal.incidents import incident_from_item
-from shared.dal.items import META, OUTBOX_PREFIX, outbox_from_item, shipment_pk, timer_bucket
+from shared.dal.items import (
+    EVENT_PREFIX,
+    META,
+    OUTBOX_PREFIX,
+    event_from_item,
+    outbox_from_item,
+    shipment_from_item,
+    shipment_pk,
+    timer_bucket,
+)
 from shared.dal.shipments import DynamoShipmentStore
-from shared.models.canonical import sortable_text
+from shared.models.canonical import CanonicalEvent, sortable_text
 from shared.models.incidents import Incident
 from shared.models.shipment import OutboxEntry, Shipment
 
@@ -105,10 +115,33 @@ class DynamoTimerIndex(DynamoShipmentStore):
             yield Timer(item["pk"].removeprefix("SHP#"), item["sk"], item["timer_due_at"])
 
     def read_shipment(self, shipment_id: str) -> Shipment | None:
-        """The record with what is derived from its timeline (the last scan a raised exception
-        carries): the partition, in one strongly consistent Query."""
-        partition = self.load(shipment_id)
-        return partition.shipment if partition is not None else None
+        """The record alone (one strongly consistent ``GetItem``): what a timer's decision reads.
+        Without its registration item, which a decision over the record alone never writes."""
+        with aws_call("read a shipment record"):
+            item = (
+                client("dynamodb")
+                .get_item(
+                    TableName=self.table,
+                    Key={"pk": encode(shipment_pk(shipment_id)), "sk": encode(META)},
+                    ConsistentRead=True,
+                )
+                .get("Item")
+            )
+        return shipment_from_item(decode_item(item)) if item else None
+
+    def read_last_event(self, shipment_id: str) -> CanonicalEvent | None:
+        """The newest event of a shipment's timeline (one Query of one item, eventually
+        consistent: the last scan a raised silence shows; the next change refreshes it)."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :evt)",
+            "ExpressionAttributeValues": {":pk": encode(shipment_pk(shipment_id)), ":evt": encode(EVENT_PREFIX)},
+            "ScanIndexForward": False,
+            "Limit": 1,
+        }
+        with aws_call("read a shipment's last event"):
+            items = client("dynamodb").query(**request).get("Items", [])
+        return event_from_item(decode_item(items[0])).event if items else None
 
     def read_exception(self, shipment_id: str, sk: str) -> Incident | None:
         with aws_call("read an exception"):

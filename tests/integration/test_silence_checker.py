@@ -23,7 +23,7 @@ from shared.dal.timers import DynamoTimerIndex
 from shared.errors import Conflict
 from shared.logic.polling.cadence import DEFAULT_POLICY
 from shared.logic.timers.checker import Checker
-from shared.models.canonical import IncidentType
+from shared.models.canonical import IncidentType, Milestone
 from shared.models.incidents import IncidentStatus, Owner, ResolvedBy
 from shared.models.shipment import Partition, Shipment, TrackingKey
 from tests.integration.conftest import Deployed
@@ -370,3 +370,32 @@ def test_an_escalated_exception_shows_the_parcels_last_scan(deployed: Deployed, 
     assert escalated.escalated_at is not None and escalated.is_open
     assert shipment.last_scan is not None and shipment.last_scan.occurred_at == MONDAY + timedelta(hours=2)
     assert escalated.last_scan == shipment.last_scan
+
+
+def test_a_raised_stall_shows_the_last_scan_and_a_rearm_reads_only_the_record(
+    deployed: Deployed, frozen: clock.FrozenClock
+) -> None:
+    # Given a parcel picked up on a Monday, then silent past its deadline
+    deadline = picked_up_on_monday(deployed, frozen)
+    record_reads: list[dict[str, Any]] = []
+    table_queries: list[dict[str, Any]] = []
+
+    def note(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "GetItem" and params["Key"]["pk"]["S"].startswith("SHP#"):
+            record_reads.append(params)
+        if model.name == "Query" and "IndexName" not in params:
+            table_queries.append(params)
+
+    client("dynamodb").meta.events.register("before-parameter-build.dynamodb", note)
+    # When the checker runs after the deadline
+    frozen.set(deadline + TICK)
+    check(deployed)
+    client("dynamodb").meta.events.unregister("before-parameter-build.dynamodb", note)
+    # Then the stalled exception the queue shows carries the parcel's last scan, the pickup
+    (stalled,) = partition(deployed).incidents
+    assert stalled.type is IncidentType.STALLED
+    assert stalled.last_scan is not None and stalled.last_scan.occurred_at == MONDAY
+    assert stalled.last_scan.milestone is Milestone.PICKED_UP
+    # and the raise read the record and the newest event, one item each, never the partition
+    assert [r["Key"]["sk"]["S"] for r in record_reads] == ["META"]
+    assert [(q.get("Limit"), q.get("ScanIndexForward")) for q in table_queries] == [(1, False)]

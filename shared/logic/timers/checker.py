@@ -37,8 +37,8 @@ from shared.logic.incidents.playbooks import (
 from shared.logic.shipments.chain import Draft, finish
 from shared.logic.shipments.ports import Publisher, ShipmentStore
 from shared.logic.shipments.unit_of_work import Decision, SimpleWork, UnitOfWork
-from shared.models.canonical import sortable_text
-from shared.models.incidents import Incident
+from shared.models.canonical import CanonicalEvent, sortable_text
+from shared.models.incidents import Incident, ScanSummary
 from shared.models.shipment import OutboxEntry, Shipment
 
 # ------------------------------------------------------------------------------ the checker
@@ -62,6 +62,7 @@ class TimerIndex(ShipmentStore, Protocol):
     def advance_cursor(self, hour: str) -> None: ...
     def due_timers(self, bucket: str, now: datetime, page_size: int = 100) -> Iterator[Timer]: ...
     def read_shipment(self, shipment_id: str) -> Shipment | None: ...
+    def read_last_event(self, shipment_id: str) -> CanonicalEvent | None: ...
     def read_exception(self, shipment_id: str, sk: str) -> Incident | None: ...
     def pending_outbox(self, shipment_id: str) -> list[OutboxEntry]: ...
     def move_timer(self, shipment: Shipment, *, due: datetime | None, now: datetime, clear_pending: bool) -> bool: ...
@@ -211,7 +212,7 @@ class Checker:
     def _check_shipment(self, shipment_id: str) -> None:
         uow = self._unit_of_work()
         work = SimpleWork(
-            lambda store: self.index.read_shipment(shipment_id),
+            lambda store: self._record_to_check(shipment_id),
             lambda shipment, now: raise_silence(shipment, now, self.rules),
         )
         try:
@@ -239,6 +240,16 @@ class Checker:
         due = seen.silence_due_at
         moved = self.index.move_timer(seen, due=due, now=self.now, clear_pending=True)
         self.outcome.counts["rearmed" if due else "disarmed"] += moved
+
+    def _record_to_check(self, shipment_id: str) -> Shipment | None:
+        """The record; with its last scan when a silence is due, which the raised incident shows
+        (the record does not store it: one more read, for raises only)."""
+        shipment = self.index.read_shipment(shipment_id)
+        due = shipment.silence_due_at if shipment is not None else None
+        if shipment is None or shipment.silence_type is None or due is None or due > self.now:
+            return shipment
+        last = self.index.read_last_event(shipment_id)
+        return shipment.model_copy(update={"last_scan": ScanSummary.of(last) if last else None})
 
     # -- an exception's SLA -------------------------------------------------------------
 
