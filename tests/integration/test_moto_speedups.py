@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import moto
 import pytest
 from moto import mock_aws
+from moto.dynamodb.models.table import SecondaryIndex, Table
 
 from infra.local import moto_speedups
 from infra.local.stack import aws_client, deploy
@@ -17,6 +20,7 @@ from infra.local.template import Template
 
 @pytest.fixture
 def table() -> Iterator[str]:
+    moto_speedups.uninstall()  # moto as it is, even after a local runtime ran in this process
     with mock_aws():
         yield deploy(Template.load()).ref("ShipmentsTable")
     moto_speedups.uninstall()
@@ -344,6 +348,7 @@ def _delivered(name: str, detail: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_events_a_rule_delivers_are_the_ones_moto_builds() -> None:
     # Given events put on a bus whose rule targets a queue, delivered by moto as it is
+    moto_speedups.uninstall()
     with mock_aws():
         plain = _delivered("plain", {"shipment_id": "shp_1"})
         # When the same events are delivered with the speed-ups
@@ -355,3 +360,110 @@ def test_events_a_rule_delivers_are_the_ones_moto_builds() -> None:
     # Then the queue receives the same envelopes, detail included
     assert len(plain) == len(patched) == 3
     assert [{**p, "detail": {**p["detail"], "x": 1}} for p in plain] == patched
+
+
+def _moto_as_it_is() -> dict[str, Any]:
+    """What the speed-ups would replace, as moto has it now (``None``: not there)."""
+    return {name: getattr(owner, attribute, None) for name, (owner, attribute) in moto_speedups._targets().items()}
+
+
+def _shipment_answers(table: str) -> tuple[list[str], list[str]]:
+    """A partition Query and an index Query over two shipments written just before."""
+    ddb = aws_client("dynamodb")
+    for shipment in ("1", "2"):
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": f"SHP#{shipment}"}, "sk": {"S": "META"}, "public_token": {"S": f"token{shipment}"}},
+        )
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"SHP#{shipment}"}, "sk": {"S": "EVT#001"}})
+    partition = ddb.query(
+        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "SHP#2"}}
+    )
+    index = ddb.query(
+        TableName=table,
+        IndexName="ByToken",
+        KeyConditionExpression="public_token = :t",
+        ExpressionAttributeValues={":t": {"S": "token1"}},
+    )
+    return (
+        [f"{item['pk']['S']} {item['sk']['S']}" for item in partition["Items"]],
+        [f"{item['pk']['S']} {item['sk']['S']}" for item in index["Items"]],
+    )
+
+
+def test_an_untested_moto_version_runs_on_plain_moto_with_one_warning(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given moto reporting a version the speed-ups were not tested with
+    monkeypatch.setattr(moto, "__version__", "5.9.0")
+    before = _moto_as_it_is()
+    # When the local stack asks for the speed-ups, twice (as a second runtime in the process would)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        applied = [moto_speedups.install(), moto_speedups.install()]
+    # Then nothing is patched, one warning says which version and that plain moto is used
+    assert applied == [False, False]
+    assert _moto_as_it_is() == before
+    assert not hasattr(Table, "__deepcopy__")
+    skipped = [str(w.message) for w in caught if issubclass(w.category, moto_speedups.MotoSpeedupsSkipped)]
+    assert len(skipped) == 1
+    assert "moto 5.9.0" in skipped[0] and "plain moto" in skipped[0]
+    # And Queries still answer, and the pollers are told to ask SQS itself
+    assert _shipment_answers(table) == (["SHP#2 EVT#001", "SHP#2 META"], ["SHP#1 META"])
+    queue = aws_client("sqs").create_queue(QueueName="guarded")["QueueUrl"]
+    assert moto_speedups.queue_has_visible_messages(queue) is None
+
+
+def test_a_missing_moto_internal_runs_on_plain_moto_with_one_warning(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the tested moto version, but one of the internals the patches replace is gone
+    monkeypatch.delattr(SecondaryIndex, "project")
+    before = _moto_as_it_is()
+    # When the local stack asks for the speed-ups
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        applied = moto_speedups.install()
+    # Then nothing is patched and one warning names what is missing
+    assert applied is False
+    assert _moto_as_it_is() == before
+    assert not hasattr(Table, "__deepcopy__")
+    skipped = [str(w.message) for w in caught if issubclass(w.category, moto_speedups.MotoSpeedupsSkipped)]
+    assert len(skipped) == 1
+    assert "SecondaryIndex.project" in skipped[0] and "plain moto" in skipped[0]
+    # And a Query on the table's key still answers
+    ddb = aws_client("dynamodb")
+    ddb.put_item(TableName=table, Item={"pk": {"S": "SHP#1"}, "sk": {"S": "META"}})
+    answer = ddb.query(
+        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "SHP#1"}}
+    )
+    assert answer["Items"] == [{"pk": {"S": "SHP#1"}, "sk": {"S": "META"}}]
+
+
+def test_the_switch_turns_the_speedups_off_without_a_warning(table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given SHIPLIGHT_MOTO_SPEEDUPS=0
+    monkeypatch.setenv("SHIPLIGHT_MOTO_SPEEDUPS", "0")
+    before = _moto_as_it_is()
+    # When the local stack asks for the speed-ups
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        applied = moto_speedups.install()
+    # Then moto is left as it is, quietly, and answers as usual
+    assert applied is False
+    assert _moto_as_it_is() == before
+    assert not [w for w in caught if issubclass(w.category, moto_speedups.MotoSpeedupsSkipped)]
+    assert _shipment_answers(table) == (["SHP#2 EVT#001", "SHP#2 META"], ["SHP#1 META"])
+
+
+def test_the_tested_version_is_patched(table: str) -> None:
+    # Given the moto version installed here (one the speed-ups were tested with)
+    before = _moto_as_it_is()
+    # When the local stack asks for the speed-ups
+    applied = moto_speedups.install()
+    # Then every internal is replaced, the answers are moto's, and uninstalling restores moto
+    assert applied is True
+    assert moto.__version__ in moto_speedups.TESTED_MOTO_VERSIONS
+    assert all(_moto_as_it_is()[name] is not original for name, original in before.items())
+    assert _shipment_answers(table) == (["SHP#2 EVT#001", "SHP#2 META"], ["SHP#1 META"])
+    moto_speedups.uninstall()
+    assert _moto_as_it_is() == before
