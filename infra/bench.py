@@ -216,7 +216,7 @@ _NUMBERS = {
 
 
 def _journey_payload(source: str) -> bytes:
-    """A 20-scan journey in the source's own payload, rendered by its builder."""
+    """A journey (about 20 scans) in the source's own payload, rendered by its builder."""
     import importlib
 
     from infra.formats.generic import generic_body, generic_event
@@ -257,7 +257,7 @@ def _journey_payload(source: str) -> bytes:
 
 
 def normalize_rates() -> dict[str, float]:
-    """Canonical events per second on one core, per source, over a 20-scan journey."""
+    """Canonical events per second on one core, per source, over a journey of about 20 scans."""
     from shared.adapters import load_adapter
     from shared.sources import SOURCES
 
@@ -675,7 +675,7 @@ def main() -> int:
     figures |= import_ratios()
     print("processor write cost")
     figures |= processor_write_costs()
-    print("normalization throughput (20-scan journeys)")
+    print("normalization throughput (journeys of about 20 scans)")
     figures |= normalize_rates()
     print("poller read cost")
     figures |= poller_read_cost()

@@ -83,6 +83,6 @@ def shard_of(shipment_id: str) -> str:
 
 def first_shard(now: datetime) -> int:
     """The due-index shard a run started at ``now`` reads first: the next one on each run of
-    the schedule, so in any eight runs in a row every shard is read first once, and a backlog
+    the schedule, so in any two runs in a row (``SHARDS``) every shard is read first once, and a backlog
     in one shard cannot starve the shards read after it."""
     return int(now.timestamp() // RUN_PERIOD.total_seconds()) % SHARDS
