@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from infra.costs import item_bytes
 from infra.local.template import REPO_ROOT, Template
 
 RESULTS = REPO_ROOT / "bench-results.json"
@@ -367,26 +368,6 @@ def poller_read_cost() -> dict[str, float]:
     return {"poller_reads_per_polled": read["items"] / polled, "poller_scan_calls": float(read["Scan"])}
 
 
-def _item_bytes(item: dict[str, Any]) -> int:
-    """An item's size by DynamoDB's rules (attribute names + values), for read units."""
-
-    def value_bytes(value: dict[str, Any]) -> int:
-        ((kind, raw),) = value.items()
-        if kind in ("S", "B"):
-            return len(str(raw).encode())
-        if kind == "N":
-            return len(str(raw).lstrip("-").replace(".", "")) // 2 + 2
-        if kind in ("BOOL", "NULL"):
-            return 1
-        if kind == "M":
-            return 3 + sum(len(k.encode()) + value_bytes(v) + 1 for k, v in raw.items())
-        if kind == "L":
-            return 3 + sum(value_bytes(v) + 1 for v in raw)
-        return sum(len(str(v).encode()) for v in raw)
-
-    return sum(len(name.encode()) + value_bytes(value) for name, value in item.items())
-
-
 def _seeder(table: Any, template: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     """Puts items straight into a moto table: moto's own put re-measures the whole item for
     every attribute it sets (seconds per thousand items). Items differ from ``template``
@@ -457,12 +438,12 @@ def silence_checker_cost(active: int, due_share: float = 0.01) -> dict[str, floa
         if name in ("Query", "Scan"):
             returned = parsed.get("Items", [])
             reads["items"] += int(parsed.get("ScannedCount", len(returned)))
-            size = sum(_item_bytes(item) for item in returned)
+            size = sum(item_bytes(item) for item in returned)
             units[0] += max(1, math.ceil(size / 4096)) * (1.0 if consistent else 0.5)
         elif name == "GetItem" and "Item" in parsed:
             reads["items"] += 1
             reads["records"] += parsed["Item"]["pk"]["S"].startswith("SHP#")  # not the cursor item
-            units[0] += math.ceil(_item_bytes(parsed["Item"]) / 4096) * (1.0 if consistent else 0.5)
+            units[0] += math.ceil(item_bytes(parsed["Item"]) / 4096) * (1.0 if consistent else 0.5)
 
     moto_speedups.install()
     try:

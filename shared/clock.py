@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from shared.installed import Installed
 
 
 class Clock(Protocol):
@@ -89,34 +90,26 @@ class AcceleratedClock:
             return self._origin + timedelta(seconds=elapsed)
 
 
-_SYSTEM = SystemClock()
-_current: Clock = _SYSTEM
+_clock: Installed[Clock] = Installed(SystemClock())
 
 
 def now() -> datetime:
     """The current instant (UTC) from the installed clock."""
-    return _current.now()
+    return _clock.current.now()
 
 
 def current() -> Clock:
-    return _current
+    return _clock.current
 
 
 def install(clock: Clock | None) -> None:
     """Install ``clock`` process-wide (``None`` restores the system clock)."""
-    global _current
-    _current = clock if clock is not None else _SYSTEM
+    _clock.install(clock)
 
 
-@contextmanager
-def use_clock(clock: Clock) -> Iterator[Clock]:
+def use_clock(clock: Clock) -> AbstractContextManager[Clock]:
     """Install ``clock`` for the duration of a ``with`` block."""
-    previous = _current
-    install(clock)
-    try:
-        yield clock
-    finally:
-        install(previous)
+    return _clock.use(clock)
 
 
 def isoformat_z(instant: datetime) -> str:
@@ -166,39 +159,31 @@ class FrozenWaitClock:
             self._clock.advance(timedelta(microseconds=math.ceil(seconds * 1_000_000)))
 
 
-_SYSTEM_WAITS = SystemWaitClock()
-_waits: WaitClock = _SYSTEM_WAITS
+_waits: Installed[WaitClock] = Installed(SystemWaitClock())
 
 
 def monotonic() -> float:
     """A monotonic reading in seconds from the installed wait clock."""
-    return _waits.monotonic()
+    return _waits.current.monotonic()
 
 
 def sleep(seconds: float) -> None:
     """Wait ``seconds`` on the installed wait clock."""
-    _waits.sleep(seconds)
+    _waits.current.sleep(seconds)
 
 
 def current_wait_clock() -> WaitClock:
-    return _waits
+    return _waits.current
 
 
 def install_wait_clock(waits: WaitClock | None) -> None:
     """Install ``waits`` process-wide (``None`` restores real seconds)."""
-    global _waits
-    _waits = waits if waits is not None else _SYSTEM_WAITS
+    _waits.install(waits)
 
 
-@contextmanager
-def use_wait_clock(waits: WaitClock) -> Iterator[WaitClock]:
+def use_wait_clock(waits: WaitClock) -> AbstractContextManager[WaitClock]:
     """Install ``waits`` for the duration of a ``with`` block."""
-    previous = _waits
-    install_wait_clock(waits)
-    try:
-        yield waits
-    finally:
-        install_wait_clock(previous)
+    return _waits.use(waits)
 
 
 def parse_instant(text: str) -> datetime:

@@ -13,9 +13,10 @@ import base64
 import random
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Protocol
+
+from shared.installed import Installed
 
 
 class IdSource(Protocol):
@@ -44,36 +45,28 @@ class SeededIds:
             return self._random.randbytes(size)
 
 
-_SYSTEM = SystemIds()
-_current: IdSource = _SYSTEM
+_ids: Installed[IdSource] = Installed(SystemIds())
 
 
 def token_hex(size: int) -> str:
     """``size`` random bytes from the installed source, as hex."""
-    return _current.token_bytes(size).hex()
+    return _ids.current.token_bytes(size).hex()
 
 
 def token_urlsafe(size: int) -> str:
     """``size`` random bytes from the installed source, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(_current.token_bytes(size)).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(_ids.current.token_bytes(size)).rstrip(b"=").decode("ascii")
 
 
 def current() -> IdSource:
-    return _current
+    return _ids.current
 
 
 def install(source: IdSource | None) -> None:
     """Install ``source`` process-wide (``None`` restores the operating system's randomness)."""
-    global _current
-    _current = source if source is not None else _SYSTEM
+    _ids.install(source)
 
 
-@contextmanager
-def use_ids(source: IdSource) -> Iterator[IdSource]:
+def use_ids(source: IdSource) -> AbstractContextManager[IdSource]:
     """Install ``source`` for the duration of a ``with`` block."""
-    previous = _current
-    install(source)
-    try:
-        yield source
-    finally:
-        install(previous)
+    return _ids.use(source)

@@ -49,12 +49,11 @@ class MerchantServices:
 def merchant_services() -> MerchantServices:
     """The services wired to the resources the environment names."""
     settings = load(MerchantApiSettings)
-    sources = frozenset(s.strip() for s in settings.poll_sources.split(",") if s.strip())
     return MerchantServices(
         store=DynamoShipmentStore(settings.shipments_table),
         orders=DynamoOrderIndex(settings.shipments_table),
         publisher=EventBridgePublisher(settings.event_bus_name),
-        options=CommitOptions(poll_sources=sources),
+        options=CommitOptions.from_setting(settings.poll_sources),
         public_base_url=settings.public_base_url,
     )
 

@@ -234,10 +234,9 @@ def ingest_batch() -> IngestBatch:
     from shared.dal.ingress import read_archived  # the claim-check path only: large payloads
 
     settings = load(ProcessorSettings)
-    sources = frozenset(s.strip() for s in settings.poll_sources.split(",") if s.strip())
     return IngestBatch(
         store=DynamoShipmentStore(settings.shipments_table),
         publisher=EventBridgePublisher(settings.event_bus_name),
         read_archive=read_archived,
-        options=CommitOptions(poll_sources=sources),
+        options=CommitOptions.from_setting(settings.poll_sources),
     )

@@ -57,6 +57,11 @@ class CommitOptions:
     poll_sources: frozenset[str] = frozenset()  # sources whose APIs the poller may call
     policy: PollPolicy = DEFAULT_POLICY
 
+    @classmethod
+    def from_setting(cls, poll_sources: str) -> CommitOptions:
+        """Options for a deployment whose ``POLL_SOURCES`` setting is ``poll_sources`` (a comma list)."""
+        return cls(poll_sources=frozenset(s.strip() for s in poll_sources.split(",") if s.strip()))
+
 
 DetailBuilder = Callable[[Shipment, int], dict[str, Any]]
 
