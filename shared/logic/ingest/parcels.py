@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.dal.shipments import MAX_TRANSACTION_ITEMS, Absorbed, Commit, Reread
 from shared.logic.incidents.episodes import resolve_all
-from shared.logic.shipments.chain import CommitOptions, Draft, finish, incident_news, outbox_for
+from shared.logic.shipments.chain import CommitOptions, Draft, finish, incident_news, leftovers, outbox_for
 from shared.logic.shipments.ports import ShipmentStore
 from shared.logic.shipments.unit_of_work import Decision
 from shared.models.canonical import CanonicalEvent, reading_strength
@@ -340,13 +340,8 @@ class ParcelWork:
     ) -> Decision[ParcelSlice]:
         survivor, absorbing = loaded
         group = self.group
-        leftovers = [
-            entry
-            for partition in (survivor, *absorbing)
-            if partition is not None
-            for entry in partition.outbox
-            if group.retrying or now - entry.created_at >= self.options.leftover_grace
-        ]
+        found = [entry for partition in (survivor, *absorbing) if partition is not None for entry in partition.outbox]
+        left = found if group.retrying else leftovers(found, now, self.options)
         stored = {s.event.event_id: s for s in survivor.events} if survivor else {}
         incoming = dict(group.events)
         rereads: list[Reread] = []
@@ -366,7 +361,7 @@ class ParcelWork:
         survivor_id = survivor.shipment.shipment_id if survivor else None
         if (not fresh and not absorbing and not unclaimed and not rereads) or (not fresh and survivor is None):
             # Nothing new (or a leg link alone, which names no shipment yet: nothing to create).
-            return Decision(None, ParcelSlice(survivor_id, weighed), leftovers)
+            return Decision(None, ParcelSlice(survivor_id, weighed), left)
         overhead = 1 + len(unclaimed) + sum(1 + len(other.shipment.keys) for other in absorbing)
         overhead += sum(2 for p in (survivor, *absorbing) if p for e in p.incidents if e.is_open)
         fresh_now, rereads_now, last_slice = _slice(fresh, rereads, overhead, room)
@@ -377,7 +372,7 @@ class ParcelWork:
         return Decision(
             commit,
             ParcelSlice(commit.shipment.shipment_id, weighed, waiting, len(rereads_now)),
-            leftovers,
+            left,
             done=last_slice,
         )
 

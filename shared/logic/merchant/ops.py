@@ -191,21 +191,6 @@ def list_exceptions(query: dict[str, str], services: OpsServices) -> QueuePageVi
 # ------------------------------------------------------------------------------ resolve
 
 
-def _incident_draft(partition: Partition, now: datetime) -> Draft:
-    """An operator's change to a shipment: the whole partition is loaded, the parcel has not
-    moved, and the writer publishes its own news."""
-    events = [stored.event for stored in partition.events]
-    return Draft(
-        loaded=partition.shipment,
-        record=partition.shipment,
-        now=now,
-        timeline=events,
-        stored_events=events,
-        incidents=list(partition.incidents),
-        watch_outbox=True,
-    )
-
-
 def resolve_by_operator(
     exception_id: str,
     shipment_id: str,
@@ -228,7 +213,7 @@ def resolve_by_operator(
         if not found.is_open:
             return Decision(None, found)
         closed = resolved(found, now=at, by=ResolvedBy.OPERATOR, note=note)
-        draft = _incident_draft(partition, at)
+        draft = Draft.of_partition(partition, partition.shipment, at)
         draft.write(closed, Expect.OPEN)
         draft.announce_incident(Announcement(EXCEPTION_RESOLVED, closed, order_key(None, at, 2)))
         return Decision(finish(draft), closed)
@@ -342,7 +327,7 @@ def open_claim(
         created = new_incident(
             partition.shipment, kind, episode, now=at, cause_at=cause_at, rules=playbooks(), details=details
         )
-        draft = _incident_draft(partition, at)
+        draft = Draft.of_partition(partition, partition.shipment, at)
         draft.write(created, Expect.NEW)
         draft.announce_incident(Announcement(EXCEPTION_RAISED, created, order_key(None, at, 1)))
         return Decision(finish(draft), (created, True))

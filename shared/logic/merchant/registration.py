@@ -112,20 +112,6 @@ def registered_detail(shipment: Shipment, sequence: int, *, first: bool) -> dict
     }
 
 
-def _draft(partition: Partition | None, record: Shipment, now: datetime, options: CommitOptions) -> Draft:
-    """A registration's draft: the whole partition is loaded, the parcel has not moved."""
-    return Draft(
-        loaded=partition.shipment if partition else None,
-        record=record,
-        now=now,
-        options=options,
-        timeline=[stored.event for stored in partition.events] if partition else [],
-        stored_events=[stored.event for stored in partition.events] if partition else [],
-        incidents=list(partition.incidents) if partition else [],
-        watch_outbox=True,
-    )
-
-
 def _announce(draft: Draft, *, first: bool) -> None:
     draft.announce(
         REGISTERED,
@@ -147,7 +133,7 @@ def _create(request: RegistrationRequest, keys: list[TrackingKey], now: datetime
         registered_at=now,
         **_registration_fields(request),
     )
-    draft = _draft(None, record, now, options)
+    draft = Draft.of_partition(None, record, now, options)
     _announce(draft, first=True)
     return finish(draft, claim_keys=keys)
 
@@ -178,7 +164,7 @@ def _attach(
     same = all(getattr(current, name) == value for name, value in fields.items())
     if same and not unclaimed and ordered == current.keys and current.registered_at is not None:
         return None
-    draft = _draft(partition, current, now, options)
+    draft = Draft.of_partition(partition, current, now, options)
     draft.update(
         **fields,
         registered_at=current.registered_at or now,

@@ -39,7 +39,7 @@ from shared.logic.shipments.timeline import Transition, Walk, news, walk
 from shared.models.canonical import CanonicalEvent, Milestone
 from shared.models.detail import detail_header, detail_state
 from shared.models.incidents import Incident, ScanSummary
-from shared.models.shipment import REGISTRATION_FIELDS, OutboxEntry, Shipment, StoredEvent, TrackingKey
+from shared.models.shipment import REGISTRATION_FIELDS, OutboxEntry, Partition, Shipment, StoredEvent, TrackingKey
 
 MILESTONE_REACHED = "Shipment Milestone Reached"
 # A writer other than the processor publishes its own news; if that fails (or it crashes),
@@ -98,6 +98,24 @@ class Draft:
     # This writer publishes its own news (not the processor): ask the checker to look shortly.
     watch_outbox: bool = False
     walk: Walk | None = None
+
+    @classmethod
+    def of_partition(
+        cls, partition: Partition | None, record: Shipment, now: datetime, options: CommitOptions | None = None
+    ) -> Draft:
+        """A change decided over a whole loaded partition by a writer that publishes its own news
+        (registration, an operator): the timeline as stored, the parcel not moved."""
+        events = [stored.event for stored in partition.events] if partition else []
+        return cls(
+            loaded=partition.shipment if partition else None,
+            record=record,
+            now=now,
+            options=options or CommitOptions(),
+            timeline=events,
+            stored_events=events,
+            incidents=list(partition.incidents) if partition else [],
+            watch_outbox=True,
+        )
 
     def update(self, **fields: Any) -> None:
         self.record = self.record.model_copy(update=fields)

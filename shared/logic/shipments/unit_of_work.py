@@ -136,7 +136,6 @@ class UnitOfWork:
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.conflicts = 0  # races lost (and retried) by this unit of work
-        self.commits = 0
         self._pending: dict[tuple[str, int], OutboxEntry] = {}
 
     def run(self, work: Work[Loaded, Result]) -> Result:
@@ -171,7 +170,6 @@ class UnitOfWork:
                 self.sleep(self.retry.pause(attempt))
                 room = MAX_TRANSACTION_ITEMS
                 continue
-            self.commits += 1
             self.keep(commit.outbox)
             work.applied(decision)
             if decision.done:

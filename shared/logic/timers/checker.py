@@ -34,9 +34,9 @@ from shared.logic.incidents.playbooks import (
     order_key,
     playbooks,
 )
-from shared.logic.shipments.chain import Draft, finish
+from shared.logic.shipments.chain import CommitOptions, Draft, finish, leftovers
 from shared.logic.shipments.ports import Publisher, ShipmentStore
-from shared.logic.shipments.unit_of_work import Decision, SimpleWork, UnitOfWork
+from shared.logic.shipments.unit_of_work import Decision, Relayed, SimpleWork, UnitOfWork
 from shared.models.canonical import CanonicalEvent, sortable_text
 from shared.models.incidents import Incident, ScanSummary
 from shared.models.shipment import OutboxEntry, Shipment
@@ -51,7 +51,6 @@ CURSOR_LAG = timedelta(minutes=15)
 # first run on (a broken deployment fixed days later) still finds every timer; once.
 FIRST_LOOKBACK = timedelta(days=7)
 SAFETY_SECONDS = 10.0
-LEFTOVER_GRACE = timedelta(seconds=60)  # outbox entries younger than this belong to a running writer
 
 
 class TimerIndex(ShipmentStore, Protocol):
@@ -172,7 +171,6 @@ class Checker:
         self.time_left = time_left
         self.rules = rules or playbooks()
         self.outcome = CheckOutcome()
-        self._leftovers: set[tuple[str, int]] = set()  # queued by _drain for the next relay
 
     def _unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.index, self.publisher, now=lambda: self.now)
@@ -226,14 +224,14 @@ class Checker:
         if seen is None:
             self.outcome.counts["stale"] += 1  # moved since the index saw it
             return
-        too_fresh = self._drain(seen, uow) if seen.outbox_pending_since else False
+        ripe, too_fresh = self._leftovers_of(seen) if seen.outbox_pending_since else ([], False)
+        uow.keep(ripe)
+        relayed = self._relay(uow, ripe)
         if checked.written is not None and checked.incident is not None:
             self.outcome.counts[f"raised.{checked.incident.type.value}"] += 1
             self.outcome.raised.append(checked.incident)
-            self._publish_then_settle(checked.written, uow)
+            self._settle(checked.written, relayed)
             return
-        relayed = uow.relay()
-        self._drained(relayed.accepted)
         if too_fresh or not relayed.complete:
             self.index.move_timer(seen, due=self.now + RUN_PERIOD, now=self.now, clear_pending=False)
             return
@@ -270,7 +268,7 @@ class Checker:
             self.outcome.counts["stale"] += 1
             return
         self.outcome.counts[f"escalated.{checked.incident.type.value}"] += 1
-        self._publish_then_settle(checked.written, uow)
+        self._settle(checked.written, self._relay(uow, []))
 
     def _gave_up(self, shipment_id: str) -> None:
         """The record kept changing under us: its timer stays due, and the cursor stays put so
@@ -280,12 +278,19 @@ class Checker:
 
     # -- publication ----------------------------------------------------------------------
 
-    def _publish_then_settle(self, shipment: Shipment, uow: UnitOfWork) -> None:
-        """Publish what was just committed (and any leftovers queued); once the bus took it,
-        drop the pending mark (the timer then follows the silence deadline again, or leaves
-        the index)."""
+    def _relay(self, uow: UnitOfWork, drained: list[OutboxEntry]) -> Relayed:
+        """Publish what the unit of work holds: this run's news, and the ``drained`` leftovers
+        of a writer that could not publish (counted apart)."""
         relayed = uow.relay()
-        self.outcome.counts["published"] += len(relayed.accepted) - self._drained(relayed.accepted)
+        leftover = {(e.shipment_id, e.sequence) for e in drained}
+        from_leftovers = sum(1 for e in relayed.accepted if (e.shipment_id, e.sequence) in leftover)
+        self.outcome.counts["drained"] += from_leftovers
+        self.outcome.counts["published"] += len(relayed.accepted) - from_leftovers
+        return relayed
+
+    def _settle(self, shipment: Shipment, relayed: Relayed) -> None:
+        """Once the bus took what was just committed, drop the pending mark (the timer then
+        follows the silence deadline again, or leaves the index)."""
         if not relayed.complete:
             self.outcome.problems.append(
                 f"{shipment.shipment_id}: the bus refused {len(relayed.refused)} event(s)"
@@ -294,20 +299,12 @@ class Checker:
             return
         self.index.move_timer(shipment, due=shipment.silence_due_at, now=self.now, clear_pending=True)
 
-    def _drain(self, shipment: Shipment, uow: UnitOfWork) -> bool:
-        """Queue the outbox entries a writer left behind for the next relay; whether some must
-        wait (too fresh for anyone but their writer to publish)."""
+    def _leftovers_of(self, shipment: Shipment) -> tuple[list[OutboxEntry], bool]:
+        """The outbox entries a writer left behind that are ripe to publish, and whether others
+        must wait (too fresh for anyone but their writer to publish)."""
         entries = self.index.pending_outbox(shipment.shipment_id)
-        ripe = [e for e in entries if self.now - e.created_at >= LEFTOVER_GRACE]
-        self._leftovers = {(e.shipment_id, e.sequence) for e in ripe}
-        uow.keep(ripe)
-        return len(ripe) < len(entries)
-
-    def _drained(self, accepted: list[OutboxEntry]) -> int:
-        drained = sum(1 for e in accepted if (e.shipment_id, e.sequence) in self._leftovers)
-        self.outcome.counts["drained"] += drained
-        self._leftovers = set()
-        return drained
+        ripe = leftovers(entries, self.now, CommitOptions())
+        return ripe, len(ripe) < len(entries)
 
 
 def check_timers(
