@@ -202,9 +202,10 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         out.write("  GET   " + runtime.url + "/_local/metrics | /_local/stack | /_local/health\n")
         for logical_id, why in sorted(stack.not_emulated.items()):
             out.write(f"  not emulated: {logical_id} — {why}\n")
-        out.write(f"Function logs in {args.state_dir / 'logs'}/. Ctrl-C to stop.\n")
-        # `shiplight api-key … --local` finds this stack through this file.
+        # `shiplight api-key … --local` finds this stack through this file: written before the
+        # last line, so whoever reads "Ctrl-C to stop" can use it at once.
         (args.state_dir / "local.json").write_text(json.dumps({"url": runtime.url, "moto": runtime.endpoint}))
+        out.write(f"Function logs in {args.state_dir / 'logs'}/. Ctrl-C to stop.\n")
         out.flush()
         _wait_for_interrupt()
         return 0
